@@ -1,0 +1,113 @@
+"""Run an mmrun command through Hydra without touching ``sys.argv``.
+
+Lightning relaunches DDP worker processes from ``sys.argv``, so the CLI hands its (possibly
+normalised) arguments to Hydra directly instead of rewriting ``sys.argv``. User mistakes
+raised inside a command are printed as one line (no traceback) and end the process with a
+non-zero exit code; ``HYDRA_FULL_ERROR=1`` re-raises them for the full traceback. In a
+sweep (``-m``) a job that raises is recorded as failed and the sweep goes on (mmrun.sweep.jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+from mmrun.errors import ConfigError, MmrunError
+
+log = logging.getLogger("mmrun")
+
+
+def full_errors() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def as_user_error(error: BaseException) -> MmrunError | None:
+    """The ``MmrunError`` behind an exception caused by user input, or None for a bug."""
+    from hydra.errors import InstantiationException
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(error, MmrunError):
+        return error
+    if isinstance(error, InstantiationException):
+        cause = error.__cause__
+        if isinstance(cause, MmrunError):
+            return cause
+        first = str(error).strip().splitlines()
+        detail = str(cause) if cause is not None else (first[-1] if first else "")
+        target = first[0] if first else "a component"
+        return ConfigError(f"{target.rstrip(':')}: {detail}; check that key's options in conf/")
+    if isinstance(error, MisconfigurationException):
+        return ConfigError(f"trainer: {str(error).strip().splitlines()[0]}")
+    return None
+
+
+def report_user_error(error: MmrunError) -> None:
+    print(f"mmrun: error: {error}", file=sys.stderr)
+
+
+def log_to_files(error: MmrunError) -> None:
+    """Record the error in the run's log file (the console gets it once, on stderr)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+def guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Wrap a command so user mistakes end the run with one line instead of a traceback."""
+
+    def task_function(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        if multirun:  # a rerun into the same sweep folder skips jobs that already completed
+            from mmrun.sweep.jobs import completed_result
+
+            done, value = completed_result()
+            if done:
+                return value
+        try:
+            return run(cfg)
+        except Exception as error:
+            user_error = as_user_error(error)
+            if full_errors():
+                raise
+            if multirun:  # one failed job never aborts the sweep; the report lists it
+                from mmrun.sweep.jobs import record_failure
+
+                record_failure(error, str(user_error or f"{type(error).__name__}: {error}").splitlines()[0])
+                return None
+            if user_error is None:
+                raise
+            log_to_files(user_error)
+            report_user_error(user_error)
+            sys.exit(user_error.exit_code)
+
+    task_function.__module__ = run.__module__
+    task_function.__qualname__ = run.__qualname__
+    return task_function
+
+
+def run_hydra(run: Callable[[DictConfig], Any], config_dir: str, config_name: str, args: list[str]) -> None:
+    """Parse Hydra's command line from ``args`` and run ``run`` under Hydra."""
+    from hydra import version
+    from hydra._internal.utils import _run_hydra, get_args_parser
+
+    from mmrun import resolvers
+
+    resolvers.register()
+    version.setbase("1.3")
+    parser = get_args_parser()
+    parsed = parser.parse_args(args)
+    _run_hydra(
+        args=parsed,
+        args_parser=parser,
+        task_function=guarded(run),
+        config_path=config_dir,
+        config_name=config_name,
+    )

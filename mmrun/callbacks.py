@@ -1,0 +1,78 @@
+"""Callbacks mmrun adds to every run: the best-epoch tracker and the plain epoch log."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import pytorch_lightning as pl
+
+log = logging.getLogger("mmrun")
+
+
+def _scalars(trainer: pl.Trainer, prefix: str) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
+
+
+class BestValidationTracker(pl.Callback):
+    """Remembers every validation metric at the epoch where the monitored one was best."""
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor = monitor
+        self.mode = mode
+        self.best: dict[str, float] = {}
+        self.best_epoch: int | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        current = _scalars(trainer, "val/")
+        value = current.get(self.monitor)
+        if value is None or math.isnan(value):
+            return
+        previous = self.best.get(self.monitor)
+        better = previous is None or (value > previous if self.mode == "max" else value < previous)
+        if better:
+            self.best = current
+            self.best_epoch = trainer.current_epoch
+
+
+class EpochLogger(pl.Callback):
+    """One log line per epoch with the epoch's metrics (for logs and non-terminal output)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        shown = {
+            k: v
+            for k, v in sorted(trainer.callback_metrics.items())
+            if k.startswith(("train/loss", "val/")) and v.numel() == 1
+        }
+        text = "  ".join(f"{k} {float(v):.4f}" for k, v in shown.items())
+        log.info(
+            "epoch %d/%d  %s  (%.1f s)",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            text,
+            time.perf_counter() - self.started,
+        )
+
+
+class FirstStepMarker(pl.Callback):
+    """Print a marker line when the first training batch starts (used to time start-up)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.printed = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.printed:
+            print(self.marker, flush=True)
+            self.printed = True

@@ -1,0 +1,114 @@
+"""`mmrun <command> [overrides]`: the command-line entry point. Imports nothing heavy."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+
+from mmrun.errors import MmrunError
+
+# command -> (module with run(cfg), primary config, one-line help)
+COMMANDS = {
+    "train": ("mmrun.train", "train", "train one model (or sweep with -m): mmrun train fusion=attention"),
+    "eval": ("mmrun.evaluate", "eval", "score a checkpoint: mmrun eval ckpt_path=PATH [split=test|val|train]"),
+}
+# command -> (module with main(args) -> exit code, one-line help); these bypass Hydra.
+PLAIN_COMMANDS = {
+    "list": ("mmrun.listing", "list a config group's options with descriptions: mmrun list fusion"),
+    "compare": ("mmrun.compare", "compare run or sweep folders: mmrun compare DIR [DIR ...] group_by=[fusion]"),
+}
+HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+# Hydra flags that take a value, so the value is not mistaken for an override.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
+               "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def usage() -> str:
+    from mmrun.config_check import conf_dir, group_options
+
+    lines = [
+        "usage: mmrun <command> [overrides] [hydra flags]",
+        "",
+        "Commands:",
+        *(f"  {name:<8}{text}" for name, (_, _, text) in COMMANDS.items()),
+        *(f"  {name:<8}{text}" for name, (_, text) in PLAIN_COMMANDS.items()),
+        "",
+        "Config groups (choose an option with group=option, e.g. fusion=attention encoder/text=lstm):",
+    ]
+    groups = group_options(conf_dir())
+    width = max(len(g) for g in groups) + 2
+    lines += [f"  {group:<{width}}{', '.join(options)}" for group, options in groups.items()]
+    lines += [
+        "",
+        "Overrides: any key, e.g. trainer.max_epochs=3 dataset.modalities=[image,text] seed=7",
+        "Sweeps:    mmrun train -m fusion=concat,attention seed=1,2,3",
+        "Hydra:     mmrun train --cfg job (show the composed config), mmrun train --help",
+        "Errors show one line; HYDRA_FULL_ERROR=1 shows the traceback.",
+    ]
+    return "\n".join(lines)
+
+
+def overrides_of(args: list[str]) -> list[str]:
+    """The positional overrides among Hydra's command-line arguments."""
+    result, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in VALUE_FLAGS:
+            skip = True
+        elif not arg.startswith("-"):
+            result.append(arg)
+    return result
+
+
+def run_command(command: str, args: list[str]) -> int:
+    from mmrun.app import run_hydra
+    from mmrun.distributed import ddp_child_args
+    from mmrun.config_check import check_overrides, conf_dir, normalise_overrides
+
+    module_name, config_name, _ = COMMANDS[command]
+    args = ddp_child_args(args)
+    positional = set(overrides_of(args))
+    normalised = normalise_overrides([a for a in args], config_name)
+    args = [new if old in positional else old for old, new in zip(args, normalised)]
+    if not HYDRA_INFO_FLAGS.intersection(args):
+        check_overrides(overrides_of(args), config_name, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
+    module = importlib.import_module(module_name)
+    run_hydra(module.run, str(conf_dir()), config_name, args)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if args[0] == "--version":
+        from mmrun import __version__
+
+        print(f"mmrun {__version__}")
+        return 0
+    command = args[0]
+    known = [*COMMANDS, *PLAIN_COMMANDS]
+    if command not in known:
+        match = difflib.get_close_matches(command, known, n=1)
+        hint = f"; did you mean {match[0]!r}?" if match else ""
+        print(f"mmrun: error: unknown command {command!r}{hint} Commands: {', '.join(known)}. "
+              f"See mmrun --help", file=sys.stderr)
+        return 2
+    try:
+        if command in PLAIN_COMMANDS:
+            return importlib.import_module(PLAIN_COMMANDS[command][0]).main(args[1:])
+        return run_command(command, args[1:])
+    except MmrunError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"mmrun: error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

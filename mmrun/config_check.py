@@ -1,0 +1,180 @@
+"""Check command-line overrides before anything heavy runs, with fixes in the messages.
+
+Hydra already refuses unknown keys and options; this module turns its refusals into one
+line that names the bad key or option, suggests the closest valid name and shows the fix.
+It imports Hydra but neither torch nor Lightning, so a typo is answered in well under a
+second.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mmrun.errors import ConfigError
+
+HYDRA_KEY = "hydra"
+
+
+def conf_dir() -> Path:
+    """The folder of YAML configs: inside the installed package, or the checkout's conf/."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise ConfigError(f"mmrun's configs are missing (looked in {package / 'conf'}); reinstall mmrun")
+
+
+def group_options(root: Path | None = None) -> dict[str, list[str]]:
+    """Every config group (``fusion``, ``encoder/text``, ...) with its option names."""
+    root = root or conf_dir()
+    groups: dict[str, list[str]] = {}
+    for file in sorted(root.rglob("*.yaml")):
+        group = file.parent.relative_to(root).as_posix()
+        if group != "." and not group.startswith(HYDRA_KEY):
+            groups.setdefault(group, []).append(file.stem)
+    return groups
+
+
+def description(root: Path, group: str, option: str) -> str:
+    """The first comment line of an option's YAML file (its one-line description)."""
+    for line in (root / group / f"{option}.yaml").read_text().splitlines():
+        text = line.strip()
+        if text.startswith("#") and not text.startswith("# @package"):
+            return text.lstrip("# ").strip()
+    return ""
+
+
+def defaults_groups(config_name: str) -> set[str]:
+    """Groups named in the primary config's defaults list (``+group=x`` is refused for them)."""
+    primary = OmegaConf.load(conf_dir() / f"{config_name}.yaml")
+    names = set()
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, DictConfig):
+            for key in entry:
+                if not str(key).startswith("override "):
+                    names.add(str(key).lstrip("/"))
+    return names
+
+
+def _closest(word: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def normalise_overrides(args: list[str], config_name: str) -> list[str]:
+    """Turn ``+group=option`` into ``group=option`` when the group is already in the defaults.
+
+    Hydra refuses to append a group that the primary config already selects; users of
+    ``+fusion=attention`` (the usual Hydra idiom for optional groups) mean "select". Appends
+    of keys (``+fusion.some_key=1``) and of groups outside the defaults stay untouched.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    in_defaults = defaults_groups(config_name)
+    result = []
+    for arg in args:
+        if arg.startswith("+") and not arg.startswith("++") and "=" in arg:
+            try:
+                override = parser.parse_override(arg)
+            except Exception:  # left for Hydra to report with its own message
+                result.append(arg)
+                continue
+            if override.key_or_group in in_defaults and override.package is None:
+                arg = arg[1:]
+        result.append(arg)
+    return result
+
+
+def _value_choices(override) -> list[str]:
+    """The option names an override selects (several for a sweep)."""
+    if override.is_sweep_override():
+        if override.value_type.name == "GLOB_CHOICE_SWEEP":
+            return []
+        values = list(override.sweep_iterator())
+    else:
+        values = [override.value()]
+    # A list selects several options of one group at once (logger=[csv,tensorboard]).
+    return [str(v) for value in values for v in (value if isinstance(value, list) else [value])]
+
+
+def _job_overrides(overrides, multirun: bool) -> list[list[str]]:
+    """Override lists to compose: one per position of the longest sweep (covers every value)."""
+    choices = []
+    for o in overrides:
+        if o.is_sweep_override() and multirun:
+            values = _value_choices(o)
+            choices.append([f"{o.input_line.split('=', 1)[0]}={v}" for v in values] or [None])
+        else:
+            choices.append([o.input_line])
+    jobs = max((len(c) for c in choices), default=1)
+    return [[c[i % len(c)] for c in choices if c[i % len(c)] is not None] for i in range(jobs)]
+
+
+def check_overrides(args: list[str], config_name: str, multirun: bool) -> None:
+    """Compose the config for the given overrides and raise ``ConfigError`` on any mistake."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, MissingConfigException
+
+    parser = OverridesParser.create()
+    overrides = []
+    for arg in args:
+        try:
+            overrides.append(parser.parse_override(arg))
+        except HydraException as error:
+            first = str(error).strip().splitlines()[0]
+            raise ConfigError(f"cannot read override {arg!r}: {first}. Overrides look like key=value") from None
+    user = [o for o in overrides if not o.key_or_group.startswith(HYDRA_KEY)]
+    groups = group_options()
+    for o in user:
+        if o.key_or_group in groups and not o.is_delete():
+            for value in _value_choices(o):
+                if value not in groups[o.key_or_group]:
+                    options = groups[o.key_or_group]
+                    raise ConfigError(
+                        f"{value!r} is not an option of {o.key_or_group}{_closest(value, options)} "
+                        f"Options: {', '.join(options)}"
+                    )
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="check"):
+        for job in _job_overrides(user, multirun):
+            try:
+                compose(config_name=config_name, overrides=job)
+            except MissingConfigException as error:
+                raise ConfigError(str(error).strip().splitlines()[0]) from None
+            except HydraException as error:
+                raise _explain(error, job, config_name) from None
+    GlobalHydra.instance().clear()
+
+
+def _explain(error: Exception, job: list[str], config_name: str) -> ConfigError:
+    """Turn Hydra's 'Key ... is not in struct' and similar into a one-line fix."""
+    from hydra import compose
+
+    text = f"{error}\n{error.__cause__ or ''}"
+    missing = re.search(r"Could not override '([^']+)'", text) or re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    key = missing.group(1) if missing else None
+    if key and ("not in struct" in text or "To append to your config" in text):
+        parent, _, leaf = key.rpartition(".")
+        known_groups = group_options()
+        groups_only = [o for o in job if o.split("=", 1)[0].lstrip("+~") in known_groups]
+        base = compose(config_name=config_name, overrides=groups_only)
+        node = OmegaConf.select(base, parent) if parent else base
+        siblings = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        if not parent:
+            siblings += list(group_options())
+        valid = f" Valid keys{' under ' + parent if parent else ''}: {', '.join(sorted(set(siblings)))}." if siblings else ""
+        return ConfigError(
+            f"unknown config key {key!r}{_closest(leaf, siblings)}{valid} "
+            f"To add a new key on purpose, write +{key}=..."
+        )
+    if key and "already at" in text:
+        return ConfigError(f"{key!r} is already in the config; set it with {key}=... instead of +{key}=...")
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return ConfigError(first.strip())

@@ -1,0 +1,1 @@
+"""Datasets, data specs and the tensor batch loader."""

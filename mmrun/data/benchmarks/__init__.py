@@ -1,0 +1,1 @@
+"""Loaders of public multimodal benchmarks, reading the files exactly as they are released."""

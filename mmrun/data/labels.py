@@ -1,0 +1,95 @@
+"""The label column: task inference, the class list fitted on training rows, encoding.
+
+The task comes from the labels unless ``task=...`` forces one: a JSON list or a
+``|``-separated cell anywhere -> multilabel; numbers that are not all whole -> regression;
+anything else (strings, whole numbers) -> classification, binary with two classes and
+multiclass otherwise. Class names are the training rows' labels as text, sorted
+numerically when they are all numbers; a validation, test or evaluation label outside that
+list is a bad row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mmrun.data.preprocess.tabular import category_key, parse_number
+
+CLASSIFICATION, MULTILABEL, REGRESSION = "classification", "multilabel", "regression"
+FORCED = {"multiclass": CLASSIFICATION, "binary": CLASSIFICATION, "multilabel": MULTILABEL, "regression": REGRESSION}
+
+
+def label_set(value: Any) -> list[str]:
+    """The labels of a multilabel cell: a list, or text separated by ``|``."""
+    items = value if isinstance(value, list) else str(value).split("|")
+    return sorted({category_key(item) for item in items if category_key(item)})
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return parse_number(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def infer_kind(values: list[Any], requested: str) -> str:
+    """classification, multilabel or regression for the non-empty label cells ``values``."""
+    if requested in FORCED:
+        return FORCED[requested]
+    if any(isinstance(v, list) or (isinstance(v, str) and "|" in v) for v in values):
+        return MULTILABEL
+    numbers = [_number(v) for v in values]
+    if values and all(n is not None for n in numbers) and not all(n.is_integer() for n in numbers):
+        return REGRESSION
+    return CLASSIFICATION
+
+
+def fit_classes(values: list[Any], kind: str) -> list[str]:
+    """Sorted class names seen in the training labels (empty for regression)."""
+    if kind == REGRESSION:
+        return []
+    names = {n for v in values for n in (label_set(v) if kind == MULTILABEL else [category_key(v)])}
+    numeric = all(_number(n) is not None for n in names)
+    return sorted(names, key=lambda n: (_number(n), n) if numeric else (0.0, n))
+
+
+def spec_task(kind: str, classes: list[str]) -> tuple[str, int]:
+    """The data spec's task type and number of outputs."""
+    if kind == REGRESSION:
+        return "regression", 1
+    if kind == MULTILABEL:
+        return "multilabel", len(classes)
+    return ("binary", 1) if len(classes) == 2 else ("multiclass", len(classes))
+
+
+def encode(values: list[Any], kind: str, classes: list[str]) -> tuple[torch.Tensor, dict[int, str]]:
+    """Label tensor for every row and ``{row index: reason}`` for the rows that cannot be used."""
+    problems: dict[int, str] = {}
+    index = {name: i for i, name in enumerate(classes)}
+    known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    if kind == REGRESSION:
+        target = torch.zeros(len(values))
+    elif kind == MULTILABEL:
+        target = torch.zeros(len(values), len(classes))
+    else:
+        target = torch.zeros(len(values), dtype=torch.long)
+    for row, value in enumerate(values):
+        if value is None:
+            problems[row] = "missing label"
+        elif kind == REGRESSION:
+            number = _number(value)
+            if number is None:
+                problems[row] = f"label {value!r} is not a number (the task is regression)"
+            else:
+                target[row] = number
+        else:
+            names = label_set(value) if kind == MULTILABEL else [category_key(value)]
+            unseen = [n for n in names if n not in index]
+            if unseen:
+                problems[row] = f"label {'|'.join(unseen)!r} never appears in the training rows (known: {known})"
+            elif kind == MULTILABEL:
+                target[row, [index[n] for n in names]] = 1.0
+            else:
+                target[row] = index[names[0]]
+    return target, problems

@@ -1,0 +1,290 @@
+"""``dataset=manifest``: your own data as a CSV, JSONL or Parquet table, one row per sample.
+
+The build, in order: read the table (``mmrun.data.table``); decide each column's role
+(``mmrun.data.columns``: inferred or ``dataset.columns``); assign rows to splits (the
+``split`` column, or seeded ``dataset.splits`` fractions over all rows); read every modality
+(``mmrun.data.modalities``; image and audio files are decoded once, through
+``mmrun.data.cache``); check every row (``mmrun.data.validation``: stop with one message
+listing the bad rows, or skip them); fit the preprocessing and the class list on the
+training rows; make the split tensors and the ``DataSpec``.
+
+Tensors and spec (the contract with the encoders, by ``ModalitySpec.kind``):
+
+* ``image``: ``float [C, H, W]`` standardised per channel; one modality per image column,
+  named after the column;
+* ``text``: ``int64 [T]`` token ids, 0 = padding, 1 = unknown, ``vocab_size`` set; one per
+  text column;
+* ``audio``: ``float [n_mels, frames]`` standardised log-mel spectrogram (use a mel encoder:
+  ``encoder/audio=melcnn``, the default with this dataset); one per audio column;
+* ``tabular``: ``float [F]``, all numeric columns standardised, plus one 0/1 flag per column
+  that had empty cells in training; one modality named ``tabular``;
+* ``categorical``: ``int64 [K]``, one id per categorical column in a single id space of
+  ``vocab_size`` ids (0 = unknown or empty; column k's values are offset by
+  ``1 + sizes of columns < k``; the per-column value lists are in the fitted state);
+  one modality named ``categorical``.
+
+The batch also holds ``label`` and ``present [N, M]`` (modalities in spec order, sorted by
+name; a sample's modality is absent only with ``allow_missing=true``).
+
+Everything fitted on the training rows (column roles, class names, vocabularies,
+normalisation statistics) is stored as plain values in ``spec.extra["fitted"]`` and thus in
+every checkpoint; ``ManifestDataModule(..., fitted=state)`` applies it unchanged to another
+manifest, which is how ``mmrun eval ckpt_path=... dataset.path=new.csv`` works.
+``row_ids`` holds each sample's line in the manifest, per split, for ``predictions.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmrun.data import labels as label_rules
+from mmrun.data.cache import TensorCache, default_cache_dir
+from mmrun.data.columns import ColumnPlan, plan_columns
+from mmrun.data.modalities import CategoricalReader, FileReader, Reader, TabularReader, TextReader
+from mmrun.data.preprocess import make_options
+from mmrun.data.preprocess.audio import AudioOptions
+from mmrun.data.preprocess.image import AugmentOptions, ImageOptions, augment
+from mmrun.data.preprocess.tabular import CategoricalOptions, TabularOptions
+from mmrun.data.preprocess.text import TextOptions
+from mmrun.data.spec import DataSpec
+from mmrun.data.table import Table, read_table
+from mmrun.data.tensor_datamodule import SPLITS, TensorDataModule
+from mmrun.data.validation import Problems, resolve
+from mmrun.errors import ConfigError, DataError
+
+log = logging.getLogger("mmrun")
+FITTED_VERSION = 1
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "dev": "val", "test": "test", "testing": "test"}
+OPTION_TYPES = {"image": ImageOptions, "audio": AudioOptions, "text": TextOptions, "tabular": TabularOptions,
+                "categorical": CategoricalOptions, "augment": AugmentOptions}
+READERS = {"text": TextReader, "tabular": TabularReader, "categorical": CategoricalReader}
+
+
+class ManifestDataModule(TensorDataModule):
+    """A manifest table as split tensors (see the module docstring).
+
+    Args:
+        path: the manifest (.csv, .tsv, .jsonl or .parquet); relative file paths inside it
+            resolve against its folder.
+        columns: ``{kind: column or [columns]}`` with kinds image, audio, text, tabular,
+            categorical; null = infer from the values (``mmrun.data.columns``).
+        label_column: the target column.
+        split_column: ``auto`` (a column named ``split`` if there is one), a column name, or
+            null (ignore any split column and use ``splits``).
+        splits: train/val/test fractions when there is no split column.
+        split_seed: seed of the random split by fractions.
+        task: ``auto`` (infer from the labels) or a task type to read the labels as.
+        modalities: names of the modalities to use (null = all found).
+        on_error: ``raise`` (stop on any bad row) or ``skip`` (drop bad rows, write them
+            to ``skipped_rows.csv`` in the run folder).
+        allow_missing: an empty cell or missing file makes that modality absent for the
+            sample instead of a bad row.
+        cache: keep decoded image and audio tensors in the cache folder.
+        cache_dir: the cache folder (null = ``$MMRUN_CACHE_DIR`` or ``~/.cache/mmrun``).
+        image, audio, text, tabular, categorical, augment: preprocessing options (see
+            ``mmrun.data.preprocess``).
+        fitted: preprocessing state from a checkpoint (``spec.extra["fitted"]``): use it
+            instead of fitting on this manifest's training rows.
+        **loader_options: ``batch_size``, ``eval_batch_size``, ``seed`` and the other
+            ``TensorDataModule`` options.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        columns: dict[str, Any] | None = None,
+        label_column: str = "label",
+        split_column: str | None = "auto",
+        splits: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        task: str = "auto",
+        modalities: list[str] | None = None,
+        on_error: str = "raise",
+        allow_missing: bool = False,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        image: dict | None = None,
+        audio: dict | None = None,
+        text: dict | None = None,
+        tabular: dict | None = None,
+        categorical: dict | None = None,
+        augment: dict | None = None,
+        fitted: dict | None = None,
+        **loader_options: Any,
+    ) -> None:
+        super().__init__(**loader_options)
+        if not path:
+            raise ConfigError("dataset=manifest needs the table: dataset.path=<manifest.csv|.jsonl|.parquet>")
+        if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
+            raise ConfigError(f"dataset.splits={list(splits)} must be three fractions (train, val, test) summing to 1")
+        if task != "auto" and task not in label_rules.FORCED:
+            raise ConfigError(f"task={task!r} is unknown; use auto or one of {list(label_rules.FORCED)}")
+        if fitted is not None and fitted.get("version") != FITTED_VERSION:
+            raise DataError("the checkpoint's fitted preprocessing is from another mmrun version; retrain the model")
+        self.path = str(path)
+        self.columns = columns
+        self.label_column = label_column
+        self.split_column = split_column
+        self.fractions = tuple(float(f) for f in splits)
+        self.split_seed = split_seed
+        self.task = task
+        self.wanted = list(modalities) if modalities is not None else None
+        self.on_error = on_error
+        self.allow_missing = allow_missing
+        self.cache = TensorCache((cache_dir or default_cache_dir()) if cache else None)
+        given = {"image": image, "audio": audio, "text": text, "tabular": tabular, "categorical": categorical,
+                 "augment": augment}
+        self.options = {k: make_options(cls, given[k], k) for k, cls in OPTION_TYPES.items()}
+        self.fitted = fitted
+        self.row_ids: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ build
+    def build(self) -> tuple[dict[str, dict[str, torch.Tensor]], DataSpec]:
+        table = read_table(self._manifest_path())
+        plan = self._plan(table)
+        log.info("manifest %s: %d rows; %s", table.name, len(table.rows), plan.describe())
+        problems = Problems(table)
+        split_of = self._assign_splits(table, plan, problems)
+        readers = {m.name: self._reader(m) for m in plan.modalities}
+        for reader in readers.values():
+            reader.read(table)
+        self._log_cache(readers)
+        present = self._check_modalities(table, readers, problems)
+
+        kind, classes = self._label_kind_and_classes(table, plan, split_of, problems)
+        target, label_problems = label_rules.encode([row[plan.label] for row in table.rows], kind, classes)
+        problems.add_all(plan.label, label_problems)
+        dropped = resolve(problems, self.on_error)
+        keep = torch.tensor([i not in dropped for i in range(len(table.rows))])
+        split_index = {s: torch.tensor([i for i, sp in enumerate(split_of) if sp == s and keep[i]], dtype=torch.long)
+                       for s in SPLITS}
+        self._check_split_sizes(table, split_index)
+
+        states = self.fitted["preprocess"] if self.fitted else {
+            name: reader.fit(split_index["train"][present[split_index["train"], i]])
+            for i, (name, reader) in enumerate(readers.items())
+        }
+        data = {name: reader.tensor(states[name]) for name, reader in readers.items()}
+        for i, name in enumerate(readers):
+            data[name][~present[:, i]] = 0
+        data["label"], data["present"] = target, present
+        lines = torch.tensor(table.lines, dtype=torch.long)
+        self.row_ids = {s: lines[index] for s, index in split_index.items()}
+        splits = {s: {k: v[index] for k, v in data.items()} for s, index in split_index.items()}
+        task, outputs = label_rules.spec_task(kind, classes)
+        fitted = {"version": FITTED_VERSION, "manifest": str(Path(self.path).expanduser().resolve()),
+                  "path": self.path, "columns": plan.to_state(), "label_kind": kind, "classes": classes,
+                  "preprocess": states}
+        spec = DataSpec(tuple(readers[n].spec(states[n]) for n in readers), task, outputs, tuple(classes),
+                        extra={"fitted": fitted})
+        return splits, spec
+
+    def _manifest_path(self) -> str:
+        """``path``; a checkpoint's own relative manifest path also resolves where training ran."""
+        if self.fitted and self.path == self.fitted["path"] and not Path(self.path).expanduser().exists():
+            return self.fitted["manifest"]
+        return self.path
+
+    def _plan(self, table: Table) -> ColumnPlan:
+        if self.fitted is None:
+            return plan_columns(table, self.columns, self.label_column, self.split_column, self.wanted)
+        plan = ColumnPlan.from_state(self.fitted["columns"])
+        needed = [c for m in plan.modalities for c in m.columns] + [plan.label]
+        absent = [c for c in needed if c not in table.columns]
+        if absent:
+            raise DataError(
+                f"{table.name} lacks the column(s) {absent} that the checkpoint's model reads; its columns are "
+                f"{table.columns}. Rename its columns to match the training manifest"
+            )
+        split = plan.split if plan.split in table.columns else None
+        return ColumnPlan(plan.modalities, plan.label, split)
+
+    def _reader(self, modality) -> Reader:
+        if modality.kind in ("image", "audio"):
+            return FileReader(modality, self.options[modality.kind], self.cache)
+        return READERS[modality.kind](modality, self.options[modality.kind])
+
+    def _log_cache(self, readers: dict[str, Reader]) -> None:
+        files = [r for r in readers.values() if isinstance(r, FileReader)]
+        if not files:
+            return
+        where = self.cache.folder or "disabled (dataset.cache=false)"
+        hits = [r.column for r in files if r.cache_hit]
+        if len(hits) == len(files):
+            log.info("data cache hit for %s: nothing decoded (%s)", ", ".join(hits), where)
+        else:
+            decoded = [r.column for r in files if not r.cache_hit]
+            log.info("data cache miss for %s: decoded and stored (%s)", ", ".join(decoded), where)
+
+    # ----------------------------------------------------------------- splits
+    def _assign_splits(self, table: Table, plan: ColumnPlan, problems: Problems) -> list[str | None]:
+        """The split of every row: from the split column, or seeded fractions over all rows."""
+        if plan.split:
+            result = []
+            for row, record in enumerate(table.rows):
+                value = record[plan.split]
+                split = SPLIT_NAMES.get(str(value).strip().lower()) if value is not None else None
+                if split is None:
+                    problems.add(row, plan.split, f"split {value!r} is not train, val or test"
+                                 if value is not None else "empty split")
+                result.append(split)
+            return result
+        count = len(table.rows)
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        n_train = round(self.fractions[0] * count)
+        n_val = round(self.fractions[1] * count)
+        result = [None] * count
+        for position, row in enumerate(order):
+            result[row] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
+        return result
+
+    def _check_split_sizes(self, table: Table, split_index: dict[str, torch.Tensor]) -> None:
+        if self.fitted is not None:
+            return  # evaluation may use any split, even a manifest without training rows
+        empty = [s for s in SPLITS if len(split_index[s]) == 0]
+        if empty:
+            raise DataError(
+                f"{table.name}: no usable rows in the {', '.join(empty)} split(s) "
+                f"({', '.join(f'{s} {len(i)}' for s, i in split_index.items())}); add rows with split=<name>, or "
+                f"drop the split column (or set dataset.split_column=null) to split by dataset.splits fractions"
+            )
+
+    # ------------------------------------------------------------- row checks
+    def _check_modalities(self, table: Table, readers: dict[str, Reader], problems: Problems) -> torch.Tensor:
+        """Record the modalities' problems and return ``present [N, M]``."""
+        present = torch.stack([~r.missing for r in readers.values()], 1)
+        for reader in readers.values():
+            for row, (column, reason) in reader.problems.items():
+                if not (self.allow_missing and reader.missing[row]):
+                    problems.add(row, column, reason)
+        if self.allow_missing:
+            for row in (~present.any(1)).nonzero().flatten().tolist():
+                problems.add(row, ", ".join(readers), "every modality is empty or missing")
+        return present
+
+    def _label_kind_and_classes(
+        self, table: Table, plan: ColumnPlan, split_of: list[str | None], problems: Problems
+    ) -> tuple[str, list[str]]:
+        """The label kind and classes: from the checkpoint, or from the good training rows."""
+        if self.fitted is not None:
+            return self.fitted["label_kind"], list(self.fitted["classes"])
+        values = [row[plan.label] for row in table.rows]
+        kind = label_rules.infer_kind([v for v in values if v is not None], self.task)
+        good_train = [v for i, (v, s) in enumerate(zip(values, split_of))
+                      if s == "train" and v is not None and i not in problems.rows]
+        return kind, label_rules.fit_classes(good_train, kind)
+
+    # ---------------------------------------------------------- augmentation
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        """Augment image modalities of training batches, on the device they were moved to."""
+        options = self.options["augment"]
+        if self.trainer is not None and self.trainer.training and options.active:
+            for modality in self.spec.modalities:
+                if modality.kind == "image":
+                    batch[modality.name] = augment(batch[modality.name], options)
+        return batch

@@ -1,0 +1,55 @@
+"""Multiplicative interactions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mmrun.encoders.base import EncoderOutput
+from mmrun.fusion.base import Fusion, register
+from mmrun.fusion.layers import ModalityProjection
+
+
+class MultiplicativeInteraction(nn.Module):
+    """f(x, z) = z^T W x + U z + V x + b, W a 3-tensor: one linear map of [vec(x z^T); z; x]."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width * width + 2 * width, width)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        outer = (x.unsqueeze(-1) * z.unsqueeze(1)).flatten(1)
+        return self.linear(torch.cat([outer, z, x], dim=-1))
+
+
+@register("mi")
+class MIFusion(Fusion):
+    """Multiplicative interactions, applied sequentially over modalities:
+    h_1 = P_1 x_1, h_k = z_k^T W_k h_{k-1} + U_k z_k + V_k h_{k-1} + b_k with z_k = P_k x_k.
+
+    Each step is the paper's two-input MI layer with the running state as x and the next
+    modality as the context z; a step whose modality is absent is skipped (h_k = h_{k-1}),
+    and an absent first modality starts the chain from zeros. Jayakumar et al.,
+    "Multiplicative Interactions and Where to Find Them", ICLR 2020 (openreview rylnK6VtDH).
+
+    Args:
+        dims: width of each modality's pooled vector (at least two modalities).
+        width: width of the projections and of the output; each step holds width^3 weights.
+        dropout: dropout on the fused vector.
+    """
+
+    min_modalities = 2
+
+    def __init__(self, dims: dict[str, int], width: int = 32, dropout: float = 0.0) -> None:
+        super().__init__(dims)
+        self.project = ModalityProjection(dims, width)
+        self.steps = nn.ModuleList(MultiplicativeInteraction(width) for _ in range(len(dims) - 1))
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = width
+
+    def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
+        z = self.project(encoded, present)  # [B, M, W], absent rows zero
+        h = z[:, 0]
+        for k, step in enumerate(self.steps, start=1):
+            h = torch.where(present[:, k : k + 1], step(h, z[:, k]), h)
+        return self.dropout(h)

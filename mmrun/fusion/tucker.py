@@ -1,0 +1,121 @@
+"""Tucker-decomposed bilinear fusions: MUTAN and its block-superdiagonal refinement BLOCK.
+
+Both project each modality, split the projection into C chunks, and fuse chunk c with a
+rank-R constrained core: z_c = sum_r prod_m (W_{m,c}^(r) x~_{m,c}). MUTAN is the single-chunk
+case; BLOCK uses many small chunks (a block-superdiagonal core). With more than two
+modalities the product runs over all of them (an M-mode Tucker core); an absent modality is
+the multiplicative identity 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mmrun.encoders.base import EncoderOutput
+from mmrun.errors import FusionError
+from mmrun.fusion.base import Fusion, register
+from mmrun.fusion.layers import ModalityProjection, masked_multiply, signed_sqrt_l2
+
+
+class _BlockTermFusion(Fusion):
+    """Shared maths of MUTAN and BLOCK (see the module docstring)."""
+
+    min_modalities = 2
+
+    def __init__(
+        self,
+        dims: dict[str, int],
+        width: int,
+        chunks: int,
+        rank: int,
+        hidden: int,
+        dropout: float,
+        tanh: bool,
+        normalise: bool,
+    ) -> None:
+        super().__init__(dims)
+        if width % chunks:
+            raise FusionError(
+                f"fusion={self.fusion_name}: width={width} must be divisible by chunks={chunks}; "
+                f"change fusion.width or fusion.chunks"
+            )
+        self.chunks, self.rank, self.normalise = chunks, rank, normalise
+        size = width // chunks
+        self.project = ModalityProjection(dims, width, activation=nn.Tanh() if tanh else None)
+        bound = 1 / math.sqrt(size)
+        self.core = nn.Parameter(
+            torch.empty(len(dims), chunks, size, rank * size).uniform_(-bound, bound)
+        )
+        self.core_bias = nn.Parameter(torch.zeros(len(dims), chunks, rank * size))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(width, hidden)
+        self.out_dim = hidden
+
+    def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
+        x = self.project(encoded, present)  # [B, M, width]
+        x = x.view(x.shape[0], x.shape[1], self.chunks, -1)  # [B, M, C, size]
+        factors = torch.einsum("bmcs,mcsk->bmck", x, self.core) + self.core_bias  # k = rank * size
+        z = masked_multiply(factors, present)  # [B, C, rank * size]
+        z = z.view(z.shape[0], self.chunks, self.rank, -1).sum(2)  # [B, C, size]
+        if self.normalise:
+            z = signed_sqrt_l2(z)
+        return self.out(self.dropout(z.flatten(1)))
+
+
+@register("mutan")
+class MutanFusion(_BlockTermFusion):
+    """MUTAN: x~_m = tanh(W_m x_m), z = sum_{r=1}^R prod_m (x~_m W_m^(r)), h = W_o z, a Tucker
+    decomposition of the bilinear interaction with a rank-R constrained core.
+
+    Ben-younes et al., "MUTAN: Multimodal Tucker Fusion for Visual Question Answering",
+    ICCV 2017, arXiv:1705.06676.
+
+    Args:
+        dims: width of each modality's pooled vector (at least two modalities).
+        width: width of the projections x~_m and of z.
+        rank: rank R of the core.
+        hidden: output width of W_o.
+        dropout: dropout on z.
+    """
+
+    def __init__(
+        self,
+        dims: dict[str, int],
+        width: int = 128,
+        rank: int = 4,
+        hidden: int = 128,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(dims, width, 1, rank, hidden, dropout, tanh=True, normalise=False)
+
+
+@register("block")
+class BlockFusion(_BlockTermFusion):
+    """BLOCK: x~_m = W_m x_m split into C chunks; z_c = L2(signed_sqrt(sum_{r=1}^R prod_m
+    (x~_{m,c} W_{m,c}^(r)))), h = W_o [z_1; ...; z_C] (a block-superdiagonal tensor core).
+
+    Ben-younes et al., "BLOCK: Bilinear Superdiagonal Fusion for Visual Question Answering and
+    Visual Relationship Detection", AAAI 2019, arXiv:1902.00038.
+
+    Args:
+        dims: width of each modality's pooled vector (at least two modalities).
+        width: width of the projections x~_m (split into ``chunks`` equal blocks).
+        chunks: number of blocks C.
+        rank: rank R of each block's core.
+        hidden: output width of W_o.
+        dropout: dropout on the concatenated blocks.
+    """
+
+    def __init__(
+        self,
+        dims: dict[str, int],
+        width: int = 128,
+        chunks: int = 8,
+        rank: int = 4,
+        hidden: int = 128,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(dims, width, chunks, rank, hidden, dropout, tanh=False, normalise=True)

@@ -1,0 +1,64 @@
+"""Run summaries: the final metrics table and ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+METRICS_SCHEMA_VERSION = 1
+_PACKAGES = ("mmrun", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(directory: str | Path) -> str | None:
+    """The commit checked out in ``directory``, or None outside a git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def metrics_table(title: str, sections: dict[str, dict[str, float]]) -> Table:
+    """A rich table with one row per metric and one column per section (e.g. best val, test)."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for name in sections:
+        table.add_column(name, justify="right")
+    names = sorted({key.split("/", 1)[-1] for values in sections.values() for key in values})
+    for metric in names:
+        row = []
+        for values in sections.values():
+            match = [v for k, v in values.items() if k.split("/", 1)[-1] == metric]
+            row.append(f"{match[0]:.4f}" if match else "")
+        table.add_row(metric, *row)
+    return table
+
+
+def print_table(table: Table) -> None:
+    Console().print(table)

@@ -1,0 +1,33 @@
+"""Learning-rate schedules built from torch's own schedulers.
+
+Each takes the optimizer and the run's total optimizer steps (known only once the trainer
+has seen the data), which is why the configs are instantiated as partials.
+"""
+
+from __future__ import annotations
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, OneCycleLR, SequentialLR
+
+
+def cosine_with_warmup(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0) -> LRScheduler:
+    """Linear warm-up from ~0 over ``warmup_fraction`` of the steps, then cosine decay
+    (Loshchilov and Hutter, "SGDR", ICLR 2017, arXiv:1608.03983)."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+    decay = max(1, total_steps - warmup)
+    base_lr = optimizer.param_groups[0]["lr"]
+    return SequentialLR(
+        optimizer,
+        [
+            LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup),
+            CosineAnnealingLR(optimizer, T_max=decay, eta_min=base_lr * min_lr_ratio),
+        ],
+        milestones=[warmup],
+    )
+
+
+def one_cycle(optimizer: Optimizer, total_steps: int, max_lr_factor: float = 1.0, pct_start: float = 0.3) -> LRScheduler:
+    """One-cycle policy peaking at ``max_lr_factor`` x the optimizer's lr
+    (Smith and Topin, "Super-Convergence", 2017, arXiv:1708.07120)."""
+    max_lr = [group["lr"] * max_lr_factor for group in optimizer.param_groups]
+    return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start)

@@ -1,0 +1,142 @@
+"""A comparison as text: CSV (full precision), Markdown and a rich table (rounded, same cells)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from mmrun.sweep.stats import ALPHA
+from mmrun.sweep.table import Comparison, Row
+
+NOT_SIGNIFICANT = "not significant"
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_std(summary) -> str:
+    if summary is None:
+        return ""
+    return _number(summary.mean) if summary.std is None else f"{summary.mean:.4f} ± {summary.std:.4f}"
+
+
+def _interval(summary) -> str:
+    if summary is None or summary.ci_low is None:
+        return ""
+    return f"[{summary.ci_low:.4f}, {summary.ci_high:.4f}]"
+
+
+def _versus_best(row: Row, comparison: Comparison) -> str:
+    if row is comparison.best:
+        return "best"
+    test = row.versus_best
+    if test is None:
+        return "n/a (< 2 shared seeds)"
+    flag = f" {NOT_SIGNIFICANT}" if not test.significant else ""
+    return f"p={test.p_value:.3g} ({test.name}, {test.pairs} pairs){flag}"
+
+
+def _setting(value: str) -> str:
+    """Sampled floats (``optimizer.lr=0.003600091192911611``) shown with 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if value.lstrip("-").isdigit() else f"{number:.4g}"
+
+
+def headers(comparison: Comparison) -> list[str]:
+    """Column titles of the Markdown and rich tables."""
+    return ["rank", *comparison.group_by, f"{comparison.metric} mean ± std", "95% CI", "seeds",
+            f"{comparison.test_metric} mean ± std", "parameters", "train time (s)", "peak memory (MB)",
+            "vs best (paired)"]
+
+
+def cells(row: Row, comparison: Comparison) -> list[str]:
+    """One row of the Markdown and rich tables."""
+    return [
+        str(row.rank),
+        *(_setting(row.settings[k]) for k in comparison.group_by),
+        _mean_std(row.metric),
+        _interval(row.metric),
+        str(row.metric.n if row.metric else 0),
+        _mean_std(row.test_metric),
+        "" if row.parameters is None else f"{row.parameters:,}",
+        _number(row.train_time_s, 1),
+        _number(row.peak_memory_mb, 0),
+        _versus_best(row, comparison),
+    ]
+
+
+def write_csv(comparison: Comparison, path: Path) -> None:
+    """One line per configuration with unrounded numbers, for pandas or a spreadsheet."""
+    m, t = comparison.metric, comparison.test_metric
+    fields = ["rank", *comparison.group_by, f"{m} mean", f"{m} std", f"{m} ci95 low", f"{m} ci95 high", "seeds",
+              f"{t} mean", f"{t} std", "parameters", "train_time_s", "peak_memory_mb", "paired test", "pairs",
+              "p_value", "significant", "run folders"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(fields)
+        for row in comparison.rows:
+            s, ts, test = row.metric, row.test_metric, row.versus_best
+            values: list[Any] = [
+                row.rank, *(row.settings[k] for k in comparison.group_by),
+                s and s.mean, s and s.std, s and s.ci_low, s and s.ci_high, s.n if s else 0,
+                ts and ts.mean, ts and ts.std, row.parameters, row.train_time_s, row.peak_memory_mb,
+                test and test.name, test and test.pairs, test and test.p_value,
+                "" if test is None else test.significant,
+                ";".join(str(r.path) for r in row.runs),
+            ]
+            writer.writerow(["" if v is None else v for v in values])
+
+
+def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
+    """The report as Markdown: the ranked table, the failed runs, then any extra sections."""
+    direction = "higher" if comparison.mode == "max" else "lower"
+    lines = [
+        "# Comparison",
+        "",
+        f"Metric: `{comparison.metric}` at each run's best epoch ({direction} is better); "
+        f"`{comparison.test_metric}` beside it. Rows group runs by "
+        f"{', '.join(f'`{k}`' for k in comparison.group_by) or 'nothing (one group)'}; seeds are the repeats. "
+        f"Each row is tested against the best over the seeds both have (paired t-test, Wilcoxon from 6 pairs); "
+        f"*{NOT_SIGNIFICANT}* means p ≥ {ALPHA}.",
+        "",
+    ]
+    titles = headers(comparison)
+    lines.append("| " + " | ".join(titles) + " |")
+    lines.append("|" + "|".join("---:" if i and i > len(comparison.group_by) else "---" for i in range(len(titles))) + "|")
+    for row in comparison.rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison)) + " |")
+    if comparison.failed:
+        lines += ["", f"## Failed runs ({len(comparison.failed)})", "", "| folder | overrides | error |", "|---|---|---|"]
+        for run in comparison.failed:
+            overrides = " ".join(f"{k}={v}" for k, v in run.overrides.items())
+            lines.append(f"| {run.path} | `{overrides}` | {run.error.replace('|', '/')} |")
+    for section in extra_sections:
+        lines += ["", section]
+    return "\n".join(lines) + "\n"
+
+
+def rich_table(comparison: Comparison, title: str) -> Table:
+    """The ranked table for the terminal, the best row in bold green."""
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(headers(comparison)):
+        table.add_column(name, justify="right" if i == 0 or i > len(comparison.group_by) else "left")
+    for row in comparison.rows:
+        style = "bold green" if row is comparison.best else None
+        table.add_row(*cells(row, comparison), style=style)
+    return table
+
+
+def failed_table(comparison: Comparison) -> Table:
+    table = Table(title=f"failed runs ({len(comparison.failed)})", title_justify="left", title_style="bold red")
+    table.add_column("folder")
+    table.add_column("error")
+    for run in comparison.failed:
+        table.add_row(str(run.path), run.error)
+    return table

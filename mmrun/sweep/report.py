@@ -1,0 +1,70 @@
+"""Write a comparison report for run or sweep folders and print its table.
+
+Files in ``output``: comparison.csv, comparison.md, comparison.png, learning_curves.png,
+and for an Optuna search also optimisation_history.png with the best parameters in the
+Markdown. Used by the end-of-multirun callback and by ``mmrun compare``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from mmrun.sweep import formats, plots
+from mmrun.sweep.runs import Run, find_runs
+from mmrun.sweep.table import Comparison, build
+
+OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the sweep root
+
+
+def write_report(folders: list[Path], output: Path, group_by: list[str] | None = None, metric: str | None = None,
+                 mode: str | None = None, console: Console | None = None) -> Comparison:
+    """Compare every run below ``folders``, write the report files into ``output``, print the table."""
+    runs = find_runs(folders)
+    comparison = build(runs, group_by=group_by, metric=metric, mode=mode)
+    output.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for folder in folders:
+        if (folder / OPTUNA_RESULTS).is_file():
+            sections.append(_search_section(folder, runs, comparison, output))
+    formats.write_csv(comparison, output / "comparison.csv")
+    (output / "comparison.md").write_text(formats.markdown(comparison, sections))
+    plots.comparison_png(comparison, output / "comparison.png")
+    plots.learning_curves_png(comparison, output / "learning_curves.png")
+
+    console = console or _console()
+    if comparison.rows:
+        console.print(formats.rich_table(comparison, f"comparison of {len(runs) - len(comparison.failed)} runs "
+                                                     f"by {comparison.metric} ({comparison.mode})"))
+    if comparison.failed:
+        console.print(formats.failed_table(comparison))
+    console.print(f"report: {output / 'comparison.md'} (+ .csv, comparison.png, learning_curves.png)")
+    return comparison
+
+
+def _console() -> Console:
+    """The terminal's width on a terminal; wide lines in logs and pipes rather than wrapped cells."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _search_section(folder: Path, runs: list[Run], comparison: Comparison, output: Path) -> str:
+    """The best parameters of a hyperparameter search and its history plot, as Markdown."""
+    from omegaconf import OmegaConf
+
+    results = OmegaConf.to_container(OmegaConf.load(folder / OPTUNA_RESULTS))
+    trials = sorted((r for r in runs if r.path.parent == folder.resolve() and r.path.name.isdigit()),
+                    key=lambda r: int(r.path.name))
+    history = output / "optimisation_history.png"
+    plots.optimisation_history_png([r.value(comparison.metric) for r in trials], comparison.mode,
+                                   comparison.metric, history)
+    lines = [f"## Best parameters ({folder.name})", ""]
+    if "best_params" in results:
+        lines += [f"- `{k}={v}`" for k, v in results["best_params"].items()]
+        lines += ["", f"Best value: {results.get('best_value')} (over the whole study, including earlier runs "
+                      f"resumed from its storage)."]
+    else:
+        lines += [f"- {solution}" for solution in results.get("solutions", [])]
+    lines += ["", f"![optimisation history]({history.name})"]
+    return "\n".join(lines)

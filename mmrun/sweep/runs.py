@@ -1,0 +1,162 @@
+"""Read run folders: their summary (metrics.json), their overrides and their per-epoch curves.
+
+Only files a run leaves behind are read (metrics.json, metrics.csv, .hydra/*.yaml), never a
+checkpoint, so comparing hundreds of runs copied from a cluster takes a second or two.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mmrun.errors import ConfigError
+
+SUMMARY = "metrics.json"
+SEED_KEY = "seed"
+
+
+def override_key(text: str) -> str:
+    """The key of an override line: ``+fusion=attention`` -> ``fusion``."""
+    return text.split("=", 1)[0].lstrip("+~")
+
+
+def parse_overrides(lines: list[str]) -> dict[str, str]:
+    """``["fusion=attention", "seed=2"]`` -> ``{"fusion": "attention", "seed": "2"}``."""
+    return {override_key(line): line.split("=", 1)[1] for line in lines if "=" in line}
+
+
+@dataclass
+class Run:
+    """One run folder as the comparison sees it."""
+
+    path: Path
+    summary: dict[str, Any]
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        return self.summary.get("status", "completed") == "completed"
+
+    @property
+    def error(self) -> str:
+        return str(self.summary.get("error", ""))
+
+    @property
+    def seed(self) -> int | None:
+        value = self.summary.get("seed", self.overrides.get(SEED_KEY))
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return self._saved_config.get(SEED_KEY)
+
+    def value(self, metric: str) -> float | None:
+        """A validation metric at the best epoch, or a test metric; None when not logged."""
+        source = self.summary.get("test", {}) if metric.startswith("test/") else self.summary.get("best_val", {})
+        value = source.get(metric)
+        return None if value is None or math.isnan(value) else float(value)
+
+    def setting(self, key: str) -> str:
+        """The value of a config key or group choice: from the overrides, else the saved config."""
+        if key in self.overrides:
+            return self.overrides[key]
+        if key in self._choices:
+            return str(self._choices[key])
+        node: Any = self._saved_config
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return "-"
+            node = node[part]
+        return _format(node)
+
+    def known_keys(self) -> set[str]:
+        """Keys ``setting`` can answer without falling back to "-": overrides and group choices."""
+        return set(self.overrides) | {k for k in self._choices if not k.startswith("hydra/")}
+
+    @cached_property
+    def _choices(self) -> dict[str, Any]:
+        hydra = _load_yaml(self.path / ".hydra" / "hydra.yaml").get("hydra", {})
+        return dict(hydra.get("runtime", {}).get("choices", {}) or {})
+
+    @cached_property
+    def _saved_config(self) -> dict[str, Any]:
+        return _load_yaml(self.path / ".hydra" / "config.yaml")
+
+    def curve(self, metric: str) -> dict[int, float]:
+        """Per-epoch values of ``metric`` from metrics.csv (epoch -> value)."""
+        return read_curves(self.path / "metrics.csv", [metric]).get(metric, {})
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    if not path.is_file():
+        return {}
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
+    except Exception:  # a damaged file only costs this run its defaults, not the whole report
+        return {}
+
+
+def read_curves(path: Path, metrics: list[str]) -> dict[str, dict[int, float]]:
+    """Per-epoch values of each metric in a Lightning metrics.csv (missing file: empty)."""
+    curves: dict[str, dict[int, float]] = {m: {} for m in metrics}
+    if not path.is_file():
+        return curves
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            epoch = row.get("epoch")
+            for metric in metrics:
+                text = row.get(metric)
+                if text and epoch:
+                    curves[metric][int(float(epoch))] = float(text)
+    return curves
+
+
+def load_run(path: Path) -> Run:
+    """Read one run folder (it must hold a metrics.json)."""
+    try:
+        summary = json.loads((path / SUMMARY).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"cannot read {path / SUMMARY}: {error}; delete that run folder or fix the file") from None
+    lines = summary.get("overrides")
+    if lines is None:
+        saved = _load_yaml(path / ".hydra" / "overrides.yaml")
+        lines = saved if isinstance(saved, list) else []
+    return Run(path=path, summary=summary, overrides=parse_overrides([str(line) for line in lines]))
+
+
+def find_runs(folders: list[Path]) -> list[Run]:
+    """Every run below the given run or sweep folders, each once, in a stable order."""
+    paths: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} is not a folder; pass run or sweep folders, e.g. outputs/multirun/<date_time>")
+        found = sorted((p.parent for p in folder.rglob(SUMMARY)), key=_natural)
+        if not found:
+            raise ConfigError(f"no runs in {folder} (no {SUMMARY} below it); pass a run or sweep folder")
+        paths += [p.resolve() for p in found]
+    unique = list(dict.fromkeys(paths))
+    return [load_run(p) for p in unique]
+
+
+def _natural(path: Path) -> tuple:
+    """Sort job folders 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts)
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Override keys whose value differs between runs, in first-seen order, without ``seed``."""
+    keys = list(dict.fromkeys(k for run in runs for k in run.overrides))
+    varying = [k for k in keys if len({run.setting(k) for run in runs}) > 1]
+    return [k for k in varying if k != SEED_KEY]

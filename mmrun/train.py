@@ -1,0 +1,191 @@
+"""`mmrun train`: compose -> build -> fit -> test the best checkpoint -> metrics.json."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mmrun.errors import ConfigError
+
+log = logging.getLogger("mmrun")
+
+
+def _monitor_mode(monitor: str) -> str:
+    return "min" if monitor.endswith(("loss", "mae", "mse")) else "max"
+
+
+def resolve_monitor(cfg: DictConfig, model) -> None:
+    """Fill ``monitor``/``monitor_mode`` from the task when ``auto``, and check the name."""
+    with open_dict(cfg):
+        if cfg.monitor == "auto":
+            cfg.monitor = model.task.monitor
+        if cfg.monitor_mode == "auto":
+            cfg.monitor_mode = model.task.monitor_mode if cfg.monitor == model.task.monitor else _monitor_mode(cfg.monitor)
+    logged = ["val/loss"] + list(model.val_metrics.keys(keep_base=False))
+    if cfg.monitor not in logged:
+        raise ConfigError(f"monitor={cfg.monitor} is not a logged validation metric; use one of {logged}")
+    if cfg.monitor_mode not in ("max", "min"):
+        raise ConfigError(f"monitor_mode={cfg.monitor_mode} must be auto, max or min")
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    """Instantiate ``cfg.logger``; a CSV logger is always present so metrics.csv exists."""
+    from hydra.errors import InstantiationException
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers = []
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        try:
+            loggers.append(instantiate(logger_cfg))
+        except InstantiationException as error:
+            if isinstance(error.__cause__, ModuleNotFoundError):
+                raise ConfigError(
+                    f"logger={name} needs a package that is not installed ({error.__cause__}); "
+                    f"install it with pip install 'mmrun[{name}]'"
+                ) from error
+            raise
+    if not any(isinstance(logger, CSVLogger) for logger in loggers):
+        loggers.insert(0, CSVLogger(save_dir=str(run_dir), name="", version=""))
+    return loggers
+
+
+def use_rich_progress(cfg: DictConfig) -> bool:
+    choice = cfg.get("progress", "auto")
+    if choice not in ("auto", "rich", "plain"):
+        raise ConfigError(f"progress={choice} must be auto, rich or plain")
+    return choice == "rich" or (choice == "auto" and sys.stdout.isatty())
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up chatter (device lines, tips) out of the run log."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # The run folder already holds .hydra/ and train.log when the CSV logger opens it.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
+
+
+@dataclass
+class RunParts:
+    """Everything ``mmrun train`` builds before it fits: data, model, trainer, best tracker."""
+
+    datamodule: Any
+    model: Any
+    trainer: Any
+    tracker: Any
+
+
+def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> RunParts:
+    """Seed, build the datamodule, the model and the trainer exactly as ``mmrun train`` does.
+
+    ``scripts/bench_throughput.py`` measures this same path, with ``extra_callbacks``.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    from mmrun.callbacks import BestValidationTracker, EpochLogger
+    from mmrun.model import MultimodalModule, build
+
+    quiet_lightning()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    started = time.perf_counter()
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")
+    spec = datamodule.spec
+    log.info("data ready in %.2f s: %s", time.perf_counter() - started,
+             ", ".join(f"{m.name} {list(m.shape)}" for m in spec.modalities))
+
+    model = MultimodalModule(cfg, spec)
+    resolve_monitor(cfg, model)
+    OmegaConf.resolve(cfg)
+
+    tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
+    callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += [tracker, EpochLogger(), *extra_callbacks]
+    rich_bar = use_rich_progress(cfg)
+    if rich_bar:
+        callbacks.append(RichProgressBar(refresh_rate=5, leave=True))
+    loggers = build_loggers(cfg, run_dir)
+    for logger in loggers:  # trackers (MLflow, W&B, TensorBoard) get the whole config as params
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer: pl.Trainer = build(
+        cfg.trainer,
+        "trainer",
+        logger=loggers,
+        callbacks=callbacks,
+        enable_progress_bar=rich_bar,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+    )
+    parameters = model.count_parameters()
+    log.info("model: %s parameters, fusion %s, task %s, monitor %s (%s)",
+             f"{parameters['total']:,}", cfg.fusion._target_.rsplit(".", 1)[-1],
+             model.task.__class__.__name__, cfg.monitor, cfg.monitor_mode)
+    return RunParts(datamodule, model, trainer, tracker)
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train one model as configured and return the best monitored validation value."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mmrun.checkpoint import load_checkpoint
+    from mmrun.distributed import job_scope
+    from mmrun.memory import peak_memory_mb
+    from mmrun.plots import ConfusionMatrixPlot, curves_png
+    from mmrun.report import git_commit, metrics_table, package_versions, print_table, write_json
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    parts = build_run(cfg, run_dir, extra_callbacks=(ConfusionMatrixPlot(run_dir / "confusion_matrix.png"),))
+    datamodule, model, trainer, tracker = parts.datamodule, parts.model, parts.trainer, parts.tracker
+    parameters = model.count_parameters()
+
+    with job_scope(HydraConfig.get().overrides.task, str(run_dir)):
+        fit_started = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule)
+        train_time = time.perf_counter() - fit_started
+        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best_path:
+            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+        test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    test = {k: float(v) for k, v in test.items() if k.startswith("test/")}
+
+    if trainer.is_global_zero:
+        summary = {
+            "schema_version": 1,
+            "status": "completed",
+            "run_dir": str(run_dir.resolve()),
+            "task": model.task.__class__.__name__.replace("Task", "").lower(),
+            "monitor": cfg.monitor,
+            "monitor_mode": cfg.monitor_mode,
+            "best_epoch": tracker.best_epoch,
+            "best_val": tracker.best,
+            "test": test,
+            "epochs": trainer.current_epoch,
+            "train_time_s": round(train_time, 3),
+            "parameters": parameters,
+            "seed": cfg.seed,
+            "overrides": list(HydraConfig.get().overrides.task),
+            "checkpoints": {
+                "best": str(Path(best_path).resolve()) if best_path else None,
+                "last": str((run_dir / "checkpoints" / "last.ckpt").resolve())
+                if (run_dir / "checkpoints" / "last.ckpt").exists() else None,
+            },
+            "versions": package_versions(),
+            "git_commit": git_commit(Path.cwd()),
+            "device": str(trainer.strategy.root_device),
+            "peak_memory_mb": peak_memory_mb(),
+        }
+        write_json(run_dir / "metrics.json", summary)
+        curves_png(run_dir / "metrics.csv", cfg.monitor, run_dir / "curves.png")
+        print_table(metrics_table("mmrun train", {"best val": tracker.best, "test": test}))
+        log.info("run folder: %s", run_dir)
+    return tracker.best.get(cfg.monitor)

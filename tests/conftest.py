@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny synthetic datamodule and helpers to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Small, fast settings every end-to-end run uses unless a test says otherwise.
+TINY = [
+    "dataset.size=400",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "progress=plain",
+]
+
+
+def run_mmrun(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``mmrun`` console script in ``cwd`` and capture its output."""
+    environment = dict(os.environ, **(env or {}))
+    environment.pop("HYDRA_FULL_ERROR", None) if not env or "HYDRA_FULL_ERROR" not in env else None
+    exe = Path(sys.executable).with_name("mmrun")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Run folders (those holding a metrics.json) below ``root``."""
+    return sorted(p.parent for p in root.rglob("metrics.json"))
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture
+def tiny_data():
+    from mmrun.data.synthetic import SyntheticDataModule
+
+    datamodule = SyntheticDataModule(size=200, batch_size=32)
+    datamodule.setup()
+    return datamodule

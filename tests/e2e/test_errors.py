@@ -1,0 +1,44 @@
+"""User mistakes end with one line on stderr, a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY, run_mmrun
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "fusion=atention"], "did you mean 'attention'"),
+        (["train", "trainer.max_epoch=1"], "did you mean 'max_epochs'"),
+        (["train", "+fusion.bogus=1", *TINY], "unexpected keyword argument 'bogus'"),
+        (["train", "dataset.modalities=[video]", *TINY], "dataset.modalities"),
+        (["train", "monitor=val/accuracy", *TINY], "not a logged validation metric"),
+        (["eval", "ckpt_path=missing.ckpt"], "does not exist"),
+        (["eval"], "ckpt_path"),
+        (["trian"], "did you mean 'train'"),
+    ],
+)
+def test_user_mistakes_give_one_line(args, fragment, tmp_path):
+    result = run_mmrun(args, tmp_path)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_corrupt_checkpoint(tmp_path):
+    (tmp_path / "bad.ckpt").write_bytes(b"garbage")
+    result = run_mmrun(["eval", "ckpt_path=bad.ckpt"], tmp_path)
+    assert result.returncode == 2 and "cannot be read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_full_error_shows_the_traceback(tmp_path):
+    result = run_mmrun(["eval", "ckpt_path=missing.ckpt"], tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_help_is_fast_path(tmp_path):
+    result = run_mmrun(["--help"], tmp_path)
+    assert result.returncode == 0 and "fusion" in result.stdout and "train" in result.stdout
