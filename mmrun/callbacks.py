@@ -39,15 +39,29 @@ class BestValidationTracker(pl.Callback):
 
 
 class EpochLogger(pl.Callback):
-    """One log line per epoch with the epoch's metrics (for logs and non-terminal output)."""
+    """One log line per epoch with the epoch's metrics (for logs and non-terminal output).
+
+    Also times every training epoch (validation excluded) and counts the samples trained on,
+    for ``epoch_time_s`` and ``train_samples_per_s`` in metrics.json.
+    """
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.epoch_times: list[float] = []
+        self.samples = 0  # on this rank
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.samples += len(batch["present"])
+
+    def samples_per_second(self, world_size: int) -> float | None:
+        seconds = sum(self.epoch_times)
+        return round(self.samples * world_size / seconds, 1) if seconds > 0 else None
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.epoch_times.append(round(time.perf_counter() - self.started, 3))
         if not trainer.is_global_zero:
             return
         shown = {
@@ -61,7 +75,7 @@ class EpochLogger(pl.Callback):
             trainer.current_epoch + 1,
             trainer.max_epochs,
             text,
-            time.perf_counter() - self.started,
+            self.epoch_times[-1],
         )
 
 

@@ -21,6 +21,8 @@ PLAIN_COMMANDS = {
 }
 HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
 MULTIRUN_FLAGS = {"-m", "--multirun"}
+# Hydra runs one of these modes per command line.
+EXCLUSIVE_MODES = (MULTIRUN_FLAGS, {"--cfg", "-c"}, {"--info", "-i"}, {"--shell-completion", "-sc"})
 # Hydra flags that take a value, so the value is not mistaken for an override.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
                "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
@@ -70,6 +72,12 @@ def run_command(command: str, args: list[str]) -> int:
     from mmrun.config_check import check_overrides, conf_dir, normalise_overrides
 
     module_name, config_name, _ = COMMANDS[command]
+    modes = [flags for flags in EXCLUSIVE_MODES if flags.intersection(args)]
+    if len(modes) > 1:
+        from mmrun.errors import ConfigError
+
+        shown = " and ".join("/".join(sorted(flags, key=len)) for flags in modes)
+        raise ConfigError(f"{shown} cannot be combined; to see a sweep's config, drop -m and keep its overrides")
     args = ddp_child_args(args)
     positional = set(overrides_of(args))
     normalised = normalise_overrides([a for a in args], config_name)

@@ -92,9 +92,17 @@ class MultimodalModule(pl.LightningModule):
         self.train_metrics = self.task.metrics().clone(prefix="train/")
         self.val_metrics = self.task.metrics().clone(prefix="val/")
         self.test_metrics = self.task.metrics().clone(prefix="test/")
+        options = cfg.get("model") or {}
+        self.channels_last = [m.name for m in spec.modalities if m.kind == "image"] if options.get("channels_last") else []
+        if self.channels_last:  # 4-D conv weights in NHWC; image batches follow in forward
+            self.to(memory_format=torch.channels_last)
+        if options.get("compile"):  # compiles forward in place: parameter names stay unchanged
+            self.compile()
 
     # ----------------------------------------------------------------- forward
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        for name in self.channels_last:
+            batch = {**batch, name: batch[name].contiguous(memory_format=torch.channels_last)}
         encoded = {name: self.encoders[name](batch[name]) for name in self.modalities}
         return self.head(self.fusion(encoded, batch["present"]))
 
@@ -136,8 +144,19 @@ class MultimodalModule(pl.LightningModule):
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
         return [{"params": rest}, *groups]
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """``cfg.optimizer`` over ``parameter_groups``; ``fused: auto`` = fused kernels on CUDA."""
+        optimizer_cfg = OmegaConf.masked_copy(self.cfg.optimizer, [k for k in self.cfg.optimizer if k != "fused"])
+        fused = self.cfg.optimizer.get("fused", "auto")
+        if fused not in ("auto", True, False):
+            raise ConfigError(f"optimizer.fused={fused}; use auto, true or false")
+        runtime: dict[str, Any] = {"params": self.parameter_groups()}
+        if fused is True or (fused == "auto" and self.device.type == "cuda"):
+            runtime["fused"] = True  # one kernel per step for all parameters (Adam, AdamW, SGD)
+        return build(optimizer_cfg, "optimizer", **runtime)
+
     def configure_optimizers(self) -> Any:
-        optimizer = build(self.cfg.optimizer, "optimizer", params=self.parameter_groups())
+        optimizer = self.build_optimizer()
         scheduler_cfg = self.cfg.get("scheduler")
         if not scheduler_cfg or "_target_" not in scheduler_cfg:
             return optimizer

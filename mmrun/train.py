@@ -81,6 +81,7 @@ class RunParts:
     model: Any
     trainer: Any
     tracker: Any
+    epochs: Any
 
 
 def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> RunParts:
@@ -110,7 +111,8 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
 
     tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
     callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    callbacks += [tracker, EpochLogger(), *extra_callbacks]
+    epochs = EpochLogger()
+    callbacks += [tracker, epochs, *extra_callbacks]
     rich_bar = use_rich_progress(cfg)
     if rich_bar:
         callbacks.append(RichProgressBar(refresh_rate=5, leave=True))
@@ -130,7 +132,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     log.info("model: %s parameters, fusion %s, task %s, monitor %s (%s)",
              f"{parameters['total']:,}", cfg.fusion._target_.rsplit(".", 1)[-1],
              model.task.__class__.__name__, cfg.monitor, cfg.monitor_mode)
-    return RunParts(datamodule, model, trainer, tracker)
+    return RunParts(datamodule, model, trainer, tracker, epochs)
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -183,6 +185,8 @@ def run(cfg: DictConfig) -> float | None:
             "git_commit": git_commit(Path.cwd()),
             "device": str(trainer.strategy.root_device),
             "peak_memory_mb": peak_memory_mb(),
+            "epoch_time_s": parts.epochs.epoch_times,
+            "train_samples_per_s": parts.epochs.samples_per_second(trainer.world_size),
         }
         write_json(run_dir / "metrics.json", summary)
         curves_png(run_dir / "metrics.csv", cfg.monitor, run_dir / "curves.png")

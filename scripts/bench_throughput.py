@@ -79,7 +79,7 @@ def reference_rate(model, tensors, cfg, batch_size: int, steps: int, warmup: int
     """The hand-written loop: index slicing on device tensors, no logging, no metrics."""
     model = model.to(device).train()
     data = {k: v.to(device) for k, v in tensors.items()}
-    optimizer = build(cfg.optimizer, "optimizer", params=model.parameter_groups())
+    optimizer = model.build_optimizer()
     scheduler = build(cfg.scheduler, "scheduler", optimizer=optimizer, total_steps=steps + warmup) \
         if cfg.get("scheduler") and "_target_" in cfg.scheduler else None
     autocast = str(cfg.trainer.precision).startswith("bf16")

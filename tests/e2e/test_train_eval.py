@@ -31,6 +31,8 @@ def test_train_writes_the_run_folder(trained):
     assert 0.0 <= metrics["test"]["test/acc"] <= 1.0
     assert metrics["parameters"]["total"] > 0 and metrics["train_time_s"] > 0
     assert metrics["versions"]["torch"] and metrics["seed"] == 42
+    assert len(metrics["epoch_time_s"]) == 2 and metrics["train_samples_per_s"] > 0
+    assert metrics["peak_memory_mb"]["host"] > 0
     header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "val/acc", "train/loss"} <= set(header)
     assert "test" in result.stdout and "acc" in result.stdout  # the final table
@@ -113,7 +115,9 @@ def test_ddp_cpu_inside_a_sweep_ranks_split_data_and_metrics_cover_the_whole_val
     dirs = run_dirs(tmp_path / "outputs" / "multirun")
     assert len(dirs) == 2  # each job once, in its own folder: workers did not start sweeps
     assert not list((tmp_path / "outputs").glob("20*"))  # and no stray single-run folders
+    logs = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "outputs").rglob("*.log"))
     for run_dir in dirs:
+        assert (run_dir / "train_ddp_process_1.log").is_file(), f"rank 1 logged elsewhere: {logs}\n{result.stdout[-2000:]}"
         rank0, rank1 = _shard_lines(run_dir / "train.log"), _shard_lines(run_dir / "train_ddp_process_1.log")
         assert rank0 and rank1 and rank0 != rank1  # each rank trained on its own shard
         best_val = read_metrics(run_dir)["best_val"]["val/acc"]

