@@ -5,7 +5,8 @@ Reports, as medians over ``--repeat`` runs in fresh processes:
 * ``mmrun --help`` and a config error (``mmrun train fusion=nope``): answered without
   importing torch or Lightning;
 * the time from starting ``mmrun train`` to its first training step (read from a marker
-  the first batch prints), beside the time of a bare ``import torch, pytorch_lightning``.
+  the first batch prints), beside the time of a bare ``import torch, pytorch_lightning``,
+  and the ratio of the two.
 
     python scripts/bench_startup.py --repeat 3
 """
@@ -54,9 +55,12 @@ def main() -> None:
             "bare import torch, pytorch_lightning": ([sys.executable, "-c", "import torch, pytorch_lightning"], None),
             "mmrun train to its first training step": (first_step, FIRST_STEP_MARKER),
         }
+        medians = {}
         for name, (command, until) in cases.items():
-            times = [timed(command, cwd, until) for _ in range(args.repeat)]
-            print(f"{name:<45} {statistics.median(times):6.2f} s (median of {args.repeat})", flush=True)
+            medians[name] = statistics.median(timed(command, cwd, until) for _ in range(args.repeat))
+            print(f"{name:<45} {medians[name]:6.2f} s (median of {args.repeat})", flush=True)
+    ratio = medians["mmrun train to its first training step"] / medians["bare import torch, pytorch_lightning"]
+    print(f"first training step / bare import: ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":
