@@ -119,15 +119,18 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     loggers = build_loggers(cfg, run_dir)
     for logger in loggers:  # trackers (MLflow, W&B, TensorBoard) get the whole config as params
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer: pl.Trainer = build(
-        cfg.trainer,
-        "trainer",
-        logger=loggers,
-        callbacks=callbacks,
-        enable_progress_bar=rich_bar,
-        enable_model_summary=False,
-        default_root_dir=str(run_dir),
-    )
+    try:
+        trainer: pl.Trainer = build(
+            cfg.trainer,
+            "trainer",
+            logger=loggers,
+            callbacks=callbacks,
+            enable_progress_bar=rich_bar,
+            enable_model_summary=False,
+            default_root_dir=str(run_dir),
+        )
+    except ValueError as error:  # Lightning refuses combinations such as strategy=fsdp on CPU
+        raise ConfigError(f"trainer: {str(error).strip().splitlines()[0]}") from error
     parameters = model.count_parameters()
     log.info("model: %s parameters, fusion %s, task %s, monitor %s (%s)",
              f"{parameters['total']:,}", cfg.fusion._target_.rsplit(".", 1)[-1],

@@ -18,6 +18,8 @@ from conftest import TINY, run_mmrun
         (["eval", "ckpt_path=missing.ckpt"], "does not exist"),
         (["eval"], "ckpt_path"),
         (["trian"], "did you mean 'train'"),
+        (["train", "trainer.strategy=fsdp", "trainer.accelerator=cpu", *TINY], "trainer: The strategy `fsdp` requires a GPU"),
+        (["train", "-m", "fusion=concat", "--cfg", "job"], "cannot be combined"),
     ],
 )
 def test_user_mistakes_give_one_line(args, fragment, tmp_path):
