@@ -150,12 +150,12 @@ def fit(spectrograms: torch.Tensor, options: AudioOptions) -> dict:
     """Mean and standard deviation of each mel band over the training spectrograms."""
     if not options.normalize or len(spectrograms) == 0:
         return {"mean": [0.0] * options.n_mels, "std": [1.0] * options.n_mels}
-    values = spectrograms.transpose(0, 1).reshape(options.n_mels, -1)
-    return {"mean": values.mean(1).tolist(), "std": values.std(1).clamp_min(1e-3).tolist()}
+    std, mean = torch.std_mean(spectrograms, dim=(0, 2))
+    return {"mean": mean.tolist(), "std": std.clamp_min(1e-3).tolist()}
 
 
 def transform(spectrograms: torch.Tensor, state: dict) -> torch.Tensor:
     """Standardise ``[N, n_mels, frames]`` per mel band."""
     mean = torch.tensor(state["mean"]).view(1, -1, 1)
     std = torch.tensor(state["std"]).view(1, -1, 1)
-    return (spectrograms - mean) / std
+    return (spectrograms - mean).div_(std)

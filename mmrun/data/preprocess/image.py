@@ -96,16 +96,25 @@ def fit(images: torch.Tensor, options: ImageOptions) -> dict:
     channels = options.shape[0]
     if not options.normalize or len(images) == 0:
         return {"mean": [0.0] * channels, "std": [1.0] * channels}
-    values = images.float().div_(255.0).transpose(0, 1).reshape(channels, -1)
-    std = values.std(1).clamp_min(1e-3)
-    return {"mean": values.mean(1).tolist(), "std": std.tolist()}
+    # Exact statistics from each channel's 256-bin histogram of the uint8 pixels: one fast
+    # pass, no float copy of the images.
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for channel in range(channels):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).double()
+        total = counts.sum()
+        mean = (counts * levels).sum() / total
+        variance = (counts * (levels - mean) ** 2).sum() / (total - 1).clamp_min(1)
+        means.append(float(mean))
+        stds.append(max(float(variance.sqrt()), 1e-3))
+    return {"mean": means, "std": stds}
 
 
 def transform(images: torch.Tensor, state: dict) -> torch.Tensor:
     """``uint8 [N, C, H, W]`` -> standardised ``float [N, C, H, W]``."""
     mean = torch.tensor(state["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(state["std"]).view(1, -1, 1, 1)
-    return (images.float().div_(255.0) - mean) / std
+    return images.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)  # (x / 255 - mean) / std in place
 
 
 def augment(images: torch.Tensor, options: AugmentOptions) -> torch.Tensor:
