@@ -1,21 +1,47 @@
-"""Peak memory of the current process, for metrics.json and the sweep comparison."""
+"""Peak memory of the current job, for metrics.json and the sweep comparison."""
 
 from __future__ import annotations
 
 import resource
 import sys
+from pathlib import Path
+
+# Linux: VmHWM in /proc/self/status is the peak resident set size, and writing "5" to
+# /proc/self/clear_refs resets it, so each job of a sweep (all in one process) gets its own peak.
+STATUS = Path("/proc/self/status")
+CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak for this job (host where the OS allows it, and the current GPU)."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:  # not Linux, or not permitted: the peak stays the process's
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _host_peak_mb() -> float:
+    try:
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 
 
 def peak_memory_mb() -> dict[str, float | None]:
     """``{"host": peak resident set size, "cuda": peak allocated GPU memory or None}`` in MiB.
 
-    The host figure is the process's high-water mark (``getrusage``), so it includes data
-    loading; the GPU figure is what PyTorch allocated on the current device.
+    Both peaks count from the last ``reset_peak_memory`` (the job's start) where the
+    platform allows it, and include data loading.
     """
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    host = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
     cuda = None
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         cuda = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return {"host": round(host, 1), "cuda": cuda}
+    return {"host": round(_host_peak_mb(), 1), "cuda": cuda}

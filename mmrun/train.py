@@ -93,9 +93,11 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     from pytorch_lightning.callbacks import RichProgressBar
 
     from mmrun.callbacks import BestValidationTracker, EpochLogger
+    from mmrun.memory import reset_peak_memory
     from mmrun.model import MultimodalModule, build
 
     quiet_lightning()
+    reset_peak_memory()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     started = time.perf_counter()

@@ -32,3 +32,4 @@ def test_folders_are_required():
 def test_help_exits_zero(capsys):
     assert main(["--help"]) == 0
     assert "mmrun compare DIR" in capsys.readouterr().out
+
