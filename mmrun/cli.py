@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from mmrun.errors import MmrunError
+from mmrun.errors import ConfigError, MmrunError
 
 # command -> (module with run(cfg), primary config, one-line help)
 COMMANDS = {
@@ -74,10 +74,9 @@ def run_command(command: str, args: list[str]) -> int:
     module_name, config_name, _ = COMMANDS[command]
     modes = [flags for flags in EXCLUSIVE_MODES if flags.intersection(args)]
     if len(modes) > 1:
-        from mmrun.errors import ConfigError
-
         shown = " and ".join("/".join(sorted(flags, key=len)) for flags in modes)
-        raise ConfigError(f"{shown} cannot be combined; to see a sweep's config, drop -m and keep its overrides")
+        raise ConfigError(f"{shown} cannot be combined (Hydra runs one mode per command); "
+                          f"to see a sweep job's config, drop -m and keep its overrides")
     args = ddp_child_args(args)
     positional = set(overrides_of(args))
     normalised = normalise_overrides([a for a in args], config_name)

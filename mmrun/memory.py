@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 from pathlib import Path
@@ -14,22 +15,19 @@ CLEAR_REFS = Path("/proc/self/clear_refs")
 
 def reset_peak_memory() -> None:
     """Start a new peak for this job (host where the OS allows it, and the current GPU)."""
-    try:
-        CLEAR_REFS.write_text("5")
-    except OSError:  # not Linux, or not permitted: the peak stays the process's
-        pass
+    if CLEAR_REFS.exists():  # elsewhere the host peak stays the process's (getrusage)
+        with contextlib.suppress(OSError):  # a sandbox may refuse the write: same fallback
+            CLEAR_REFS.write_text("5")
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats()
 
 
 def _host_peak_mb() -> float:
-    try:
+    if STATUS.exists():
         for line in STATUS.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 2**10  # kB
-    except OSError:
-        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 

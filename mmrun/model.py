@@ -147,7 +147,7 @@ class MultimodalModule(pl.LightningModule):
     def build_optimizer(self) -> torch.optim.Optimizer:
         """``cfg.optimizer`` over ``parameter_groups``; ``fused: auto`` = fused kernels on CUDA."""
         optimizer_cfg = OmegaConf.masked_copy(self.cfg.optimizer, [k for k in self.cfg.optimizer if k != "fused"])
-        fused = self.cfg.optimizer.get("fused", "auto")
+        fused = self.cfg.optimizer.get("fused", False)  # a user's optimizer config without the key: torch's default
         if fused not in ("auto", True, False):
             raise ConfigError(f"optimizer.fused={fused}; use auto, true or false")
         runtime: dict[str, Any] = {"params": self.parameter_groups()}

