@@ -42,13 +42,13 @@ def cache_key(description: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def file_fingerprint(path: Path) -> list:
+def file_fingerprint(path: str) -> list:
     """``[path, size, mtime_ns]`` of a file, ``[path, None, None]`` when it does not exist."""
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
-        return [str(path), None, None]
-    return [str(path), stat.st_size, stat.st_mtime_ns]
+        return [path, None, None]
+    return [path, stat.st_size, stat.st_mtime_ns]
 
 
 class TensorCache:

@@ -9,6 +9,7 @@ why a file that exists could not be decoded.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,12 @@ class DecodedColumn:
         return {"data": self.data, "missing": self.missing, "problems": [[r, p] for r, p in self.problems.items()]}
 
 
-def resolve_path(cell: Any, base: Path) -> Path:
-    path = Path(str(cell).strip()).expanduser()
-    return path if path.is_absolute() else base / path
+def resolve_path(cell: Any, base: Path) -> str:
+    """The file a cell names; relative paths start at the manifest's folder.
+
+    ``os.path`` rather than ``pathlib``: this runs once per file on every run, cache hit or not.
+    """
+    return os.path.join(base, os.path.expanduser(str(cell).strip()))  # join keeps an absolute cell as is
 
 
 def decode_column(
@@ -87,13 +91,13 @@ def _decode_all(cells: list, paths: list, decoder: Callable[[str], torch.Tensor]
     for row, (cell, path) in enumerate(zip(cells, paths)):
         if path is None:
             missing[row], problems[row] = True, "empty cell"
-        elif not path.exists():
+        elif not os.path.exists(path):
             missing[row], problems[row] = True, f"file {cell!r} not found (looked for {path})"
-        elif not path.is_file():
+        elif not os.path.isfile(path):
             problems[row] = f"{cell!r} is not a file"
         else:
             try:
-                data[row] = decoder(str(path))
+                data[row] = decoder(path)
             except DecodeError as error:
                 problems[row] = f"{cell!r}: {error}"
     return DecodedColumn(data, missing, problems)
