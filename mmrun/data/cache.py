@@ -1,9 +1,11 @@
 """A folder of decoded tensors keyed by a hash of what they were decoded from.
 
 An entry is one ``torch.save`` file named ``<sha256>.pt``. The key is a hash of a JSON
-description of the inputs (the manifest cells read, each referenced file's resolved path,
-size and modification time, the preprocessing options and a format version), so a changed
-file, cell or option gives a new key and stale entries are never read. Entries are written
+description of the inputs (for a decoded column: the manifest cells read, each referenced
+file's resolved path, size and modification time and the preprocessing options; for a
+prepared manifest see ``mmrun.data.prepared``) plus the mmrun version and a format version,
+so a changed file, cell, option or mmrun release gives a new key and stale entries are never
+read. Entries are written
 to a temporary name in the same folder and moved into place with ``os.replace``, which is
 atomic: two jobs of a sweep building the same entry at once both write a complete file and
 the last rename wins, so a reader never sees a partial one. Entries are read with
@@ -25,6 +27,8 @@ from typing import Any
 
 import torch
 
+from mmrun import __version__
+
 log = logging.getLogger("mmrun")
 FORMAT_VERSION = 1
 
@@ -38,7 +42,7 @@ def default_cache_dir() -> Path:
 
 def cache_key(description: Any) -> str:
     """SHA-256 of a JSON-able description of an entry's inputs."""
-    text = json.dumps({"format": FORMAT_VERSION, "inputs": description}, sort_keys=True, default=str)
+    text = json.dumps({"format": FORMAT_VERSION, "mmrun": __version__, "inputs": description}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -26,15 +26,21 @@ log = logging.getLogger("mmrun")
 
 @dataclass
 class DecodedColumn:
-    """Decoded files of one column: ``data [N, ...]`` (zeros where unusable), per-row status."""
+    """Decoded files of one column: ``data [N, ...]`` (zeros where unusable), per-row status.
+
+    ``files`` holds the fingerprint (``[path, size, mtime_ns]``, or None for an empty cell) of
+    each row's file, as used in the cache key, so that later caches can check them again.
+    """
 
     data: torch.Tensor
     missing: torch.Tensor  # bool [N]: empty cell or no such file
     problems: dict[int, str]  # row -> reason, for missing and undecodable files
+    files: list
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "DecodedColumn":
-        return cls(payload["data"], payload["missing"], {int(row): reason for row, reason in payload["problems"]})
+    def from_payload(cls, payload: dict[str, Any], files: list) -> "DecodedColumn":
+        problems = {int(row): reason for row, reason in payload["problems"]}
+        return cls(payload["data"], payload["missing"], problems, files)
 
     def to_payload(self) -> dict[str, Any]:
         return {"data": self.data, "missing": self.missing, "problems": [[r, p] for r, p in self.problems.items()]}
@@ -61,20 +67,16 @@ def decode_column(
     base = table.path.resolve().parent
     cells = [row[column] for row in table.rows]
     paths = [resolve_path(c, base) if c is not None else None for c in cells]
-    key = cache_key({
-        "column": column,
-        "options": options,
-        "shape": list(shape),
-        "files": [file_fingerprint(p) if p is not None else None for p in paths],
-    })
+    fingerprints = [file_fingerprint(p) if p is not None else None for p in paths]
+    key = cache_key({"column": column, "options": options, "shape": list(shape), "files": fingerprints})
     payload = cache.load(key)
     if payload is not None:
-        return DecodedColumn.from_payload(payload), True
+        return DecodedColumn.from_payload(payload, fingerprints), True
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-file tensors are small: thread hand-offs cost more than they save
     try:
-        decoded = _decode_all(cells, paths, decoder, shape, dtype)
+        decoded = _decode_all(cells, paths, decoder, shape, dtype, fingerprints)
     finally:
         torch.set_num_threads(threads)
     cache.store(key, decoded.to_payload())
@@ -84,7 +86,7 @@ def decode_column(
 
 
 def _decode_all(cells: list, paths: list, decoder: Callable[[str], torch.Tensor], shape: tuple[int, ...],
-                dtype: torch.dtype) -> DecodedColumn:
+                dtype: torch.dtype, fingerprints: list) -> DecodedColumn:
     data = torch.zeros(len(cells), *shape, dtype=dtype)
     missing = torch.zeros(len(cells), dtype=torch.bool)
     problems: dict[int, str] = {}
@@ -100,4 +102,4 @@ def _decode_all(cells: list, paths: list, decoder: Callable[[str], torch.Tensor]
                 data[row] = decoder(path)
             except DecodeError as error:
                 problems[row] = f"{cell!r}: {error}"
-    return DecodedColumn(data, missing, problems)
+    return DecodedColumn(data, missing, problems, fingerprints)

@@ -6,7 +6,9 @@ The build, in order: read the table (``mmrun.data.table``); decide each column's
 (``mmrun.data.modalities``; image and audio files are decoded once, through
 ``mmrun.data.cache``); check every row (``mmrun.data.validation``: stop with one message
 listing the bad rows, or skip them); fit the preprocessing and the class list on the
-training rows; make the split tensors and the ``DataSpec``.
+training rows; make the split tensors and the ``DataSpec``. The result is cached as a whole
+(``mmrun.data.prepared``): a second run with the same manifest, files and settings loads it
+and does none of these steps.
 
 Tensors and spec (the contract with the encoders, by ``ModalitySpec.kind``):
 
@@ -36,15 +38,18 @@ manifest, which is how ``mmrun eval ckpt_path=... dataset.path=new.csv`` works.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from mmrun.data import labels as label_rules
 from mmrun.data.cache import TensorCache, default_cache_dir
 from mmrun.data.columns import ColumnPlan, plan_columns
 from mmrun.data.modalities import CategoricalReader, FileReader, Reader, TabularReader, TextReader
+from mmrun.data.prepared import PreparedCache, PreparedManifest
 from mmrun.data.preprocess import make_options
 from mmrun.data.preprocess.audio import AudioOptions
 from mmrun.data.preprocess.image import AugmentOptions, ImageOptions, augment
@@ -53,7 +58,7 @@ from mmrun.data.preprocess.text import TextOptions
 from mmrun.data.spec import DataSpec
 from mmrun.data.table import Table, read_table
 from mmrun.data.tensor_datamodule import SPLITS, TensorDataModule
-from mmrun.data.validation import Problems, resolve
+from mmrun.data.validation import Problems, report_skipped, resolve
 from mmrun.errors import ConfigError, DataError
 
 log = logging.getLogger("mmrun")
@@ -63,6 +68,11 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
 OPTION_TYPES = {"image": ImageOptions, "audio": AudioOptions, "text": TextOptions, "tabular": TabularOptions,
                 "categorical": CategoricalOptions, "augment": AugmentOptions}
 READERS = {"text": TextReader, "tabular": TabularReader, "categorical": CategoricalReader}
+
+
+def plain(value: Any) -> Any:
+    """An OmegaConf container from the config as plain dicts and lists; anything else unchanged."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 class ManifestDataModule(TensorDataModule):
@@ -84,7 +94,8 @@ class ManifestDataModule(TensorDataModule):
             to ``skipped_rows.csv`` in the run folder).
         allow_missing: an empty cell or missing file makes that modality absent for the
             sample instead of a bad row.
-        cache: keep decoded image and audio tensors in the cache folder.
+        cache: keep decoded image and audio tensors, and the prepared result of the whole
+            build, in the cache folder.
         cache_dir: the cache folder (null = ``$MMRUN_CACHE_DIR`` or ``~/.cache/mmrun``).
         image, audio, text, tabular, categorical, augment: preprocessing options (see
             ``mmrun.data.preprocess``).
@@ -145,7 +156,31 @@ class ManifestDataModule(TensorDataModule):
 
     # ------------------------------------------------------------------ build
     def build(self) -> tuple[dict[str, dict[str, torch.Tensor]], DataSpec]:
-        table = read_table(self._manifest_path())
+        manifest = self._manifest_path()
+        cache = PreparedCache(self.cache, manifest, self._settings())
+        prepared = cache.load()
+        if prepared is None:
+            prepared = self._prepare(manifest)
+            cache.store(prepared)
+        else:
+            log.info("data cache hit for %s: prepared tensors loaded, nothing decoded or fitted (%s)",
+                     Path(manifest).name, self.cache.folder)
+            if prepared.skipped:
+                report_skipped(prepared.skipped)
+        self.row_ids = prepared.row_ids
+        return prepared.splits, prepared.spec
+
+    def _settings(self) -> dict[str, Any]:
+        """Every setting the build reads besides the manifest and its files (the prepared-cache key)."""
+        return {"path": self.path, "columns": plain(self.columns), "label_column": self.label_column,
+                "split_column": self.split_column, "splits": list(self.fractions), "split_seed": self.split_seed,
+                "task": self.task, "modalities": self.wanted, "on_error": self.on_error,
+                "allow_missing": self.allow_missing, "options": {k: asdict(v) for k, v in self.options.items()},
+                "fitted": plain(self.fitted)}
+
+    def _prepare(self, manifest: str) -> PreparedManifest:
+        """Read, check, fit and transform the manifest (see the module docstring)."""
+        table = read_table(manifest)
         plan = self._plan(table)
         log.info("manifest %s: %d rows; %s", table.name, len(table.rows), plan.describe())
         problems = Problems(table)
@@ -159,7 +194,8 @@ class ManifestDataModule(TensorDataModule):
         kind, classes = self._label_kind_and_classes(table, plan, split_of, problems)
         target, label_problems = label_rules.encode([row[plan.label] for row in table.rows], kind, classes)
         problems.add_all(plan.label, label_problems)
-        dropped = resolve(problems, self.on_error)
+        skipped = resolve(problems, self.on_error)
+        dropped = problems.rows
         keep = torch.tensor([i not in dropped for i in range(len(table.rows))])
         split_index = {s: torch.tensor([i for i, sp in enumerate(split_of) if sp == s and keep[i]], dtype=torch.long)
                        for s in SPLITS}
@@ -174,7 +210,7 @@ class ManifestDataModule(TensorDataModule):
             data[name][~present[:, i]] = 0
         data["label"], data["present"] = target, present
         lines = torch.tensor(table.lines, dtype=torch.long)
-        self.row_ids = {s: lines[index] for s, index in split_index.items()}
+        row_ids = {s: lines[index] for s, index in split_index.items()}
         splits = {s: {k: v[index] for k, v in data.items()} for s, index in split_index.items()}
         task, outputs = label_rules.spec_task(kind, classes)
         fitted = {"version": FITTED_VERSION, "manifest": str(Path(self.path).expanduser().resolve()),
@@ -182,7 +218,8 @@ class ManifestDataModule(TensorDataModule):
                   "preprocess": states}
         spec = DataSpec(tuple(readers[n].spec(states[n]) for n in readers), task, outputs, tuple(classes),
                         extra={"fitted": fitted})
-        return splits, spec
+        files = [fingerprint for reader in readers.values() for fingerprint in reader.inputs()]
+        return PreparedManifest(splits, spec, row_ids, skipped, files)
 
     def _manifest_path(self) -> str:
         """``path``; a checkpoint's own relative manifest path also resolves where training ran."""

@@ -9,7 +9,9 @@ exposes the same three steps, so the datamodule treats all kinds alike:
 * ``fit(rows)``: fit the preprocessing on the given (training) rows; returns plain JSON-able
   state that is saved in the checkpoint;
 * ``tensor(state)``: the per-sample tensor of every row, and ``spec(state)`` its
-  ``ModalitySpec``.
+  ``ModalitySpec``;
+* ``inputs()``: fingerprints (``[path, size, mtime_ns]``) of the files read besides the table,
+  so a cached build is used only while they are unchanged (``mmrun.data.prepared``).
 
 Layouts (the contract with the encoders): image ``float [C, H, W]``; text ``int64 [T]`` with
 0 = padding and ``vocab_size`` set; audio ``float [n_mels, frames]`` (log-mel); tabular
@@ -23,7 +25,7 @@ from dataclasses import asdict
 
 import torch
 
-from mmrun.data.cache import TensorCache
+from mmrun.data.cache import TensorCache, file_fingerprint
 from mmrun.data.columns import Modality
 from mmrun.data.files import decode_column
 from mmrun.data.preprocess import audio, image, tabular, text
@@ -43,6 +45,9 @@ class Reader:
     def column(self) -> str:
         return self.modality.columns[0]
 
+    def inputs(self) -> list[list]:
+        return []
+
 
 class FileReader(Reader):
     """Image or audio paths, decoded once through the cache; fitted statistics normalise them."""
@@ -54,6 +59,7 @@ class FileReader(Reader):
         self.module = image if modality.kind == "image" else audio
         self.data = torch.zeros(0)
         self.cache_hit = False
+        self.files: list = []  # per row: [path, size, mtime_ns] of its file, or None for an empty cell
 
     def read(self, table: Table) -> None:
         dtype = torch.uint8 if self.modality.kind == "image" else torch.float32
@@ -61,8 +67,11 @@ class FileReader(Reader):
             table, self.column, lambda path: self.module.decode(path, self.options), self.options.shape, dtype,
             {"kind": self.modality.kind, **asdict(self.options)}, self.cache,
         )
-        self.data, self.missing = decoded.data, decoded.missing
+        self.data, self.missing, self.files = decoded.data, decoded.missing, decoded.files
         self.problems = {row: (self.column, reason) for row, reason in decoded.problems.items()}
+
+    def inputs(self) -> list[list]:
+        return [f for f in self.files if f is not None]
 
     def fit(self, rows: torch.Tensor) -> dict:
         return self.module.fit(self.data[rows], self.options)
@@ -86,6 +95,9 @@ class TextReader(Reader):
         self.cells = [None if row[self.column] is None else str(row[self.column]) for row in table.rows]
         self.missing = torch.tensor([c is None for c in self.cells], dtype=torch.bool)
         self.problems = {i: (self.column, "empty text") for i, c in enumerate(self.cells) if c is None}
+
+    def inputs(self) -> list[list]:
+        return [file_fingerprint(path) for path in text.tokenizer_files(self.options)]
 
     def fit(self, rows: torch.Tensor) -> dict:
         return text.fit([self.cells[i] for i in rows.tolist() if self.cells[i] is not None], self.options)

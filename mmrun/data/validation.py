@@ -43,6 +43,17 @@ class Problems:
     def rows(self) -> set[int]:
         return set(self.by_row)
 
+    def skipped(self) -> dict:
+        """The bad rows as plain data: their line, problems and original cells, ready to be fixed."""
+        table = self.table
+        rows = []
+        for row in sorted(self.by_row):
+            reasons = "; ".join(f"{column}: {reason}" for column, reason in self.by_row[row])
+            cells = ["" if table.rows[row][c] is None else str(table.rows[row][c]) for c in table.columns]
+            rows.append([table.lines[row], reasons, *cells])
+        return {"table": table.name, "total": len(table.rows), "header": ["line", "problems", *table.columns],
+                "rows": rows}
+
     def message(self) -> str:
         """One line: the first ``LISTED_ROWS`` bad rows with their problems and the total."""
         table = self.table
@@ -64,33 +75,37 @@ def run_folder() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
 
 
-def write_skipped(problems: Problems, folder: Path) -> Path:
-    """Write the bad rows to ``folder/skipped_rows.csv`` (atomically) and return its path."""
-    table = problems.table
+def write_skipped(skipped: dict, folder: Path) -> Path:
+    """Write a skip report (``Problems.skipped``) to ``folder/skipped_rows.csv`` atomically."""
     target = folder / SKIPPED_FILE
     temporary = folder / f".{SKIPPED_FILE}.{os.getpid()}.tmp"
     folder.mkdir(parents=True, exist_ok=True)
     with temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "problems", *table.columns])
-        for row in sorted(problems.by_row):
-            reasons = "; ".join(f"{column}: {reason}" for column, reason in problems.by_row[row])
-            cells = ["" if table.rows[row][c] is None else table.rows[row][c] for c in table.columns]
-            writer.writerow([table.lines[row], reasons, *cells])
+        writer.writerow(skipped["header"])
+        writer.writerows(skipped["rows"])
     os.replace(temporary, target)
     return target
 
 
-def resolve(problems: Problems, on_error: str) -> set[int]:
-    """Raise on bad rows (``on_error=raise``) or return the rows to drop (``skip``)."""
+def report_skipped(skipped: dict) -> None:
+    """Log how many rows a run skips and list them in the run folder's ``skipped_rows.csv``."""
+    folder = run_folder()
+    where = f"; listed in {write_skipped(skipped, folder)}" if folder is not None else ""
+    log.warning("skipped %d bad row(s) of %d in %s%s", len(skipped["rows"]), skipped["total"], skipped["table"], where)
+
+
+def resolve(problems: Problems, on_error: str) -> dict | None:
+    """Raise on bad rows (``on_error=raise``), or report them and return the skip report (``skip``).
+
+    Returns None when every row is good.
+    """
     if on_error not in ON_ERROR:
         raise ConfigError(f"dataset.on_error={on_error!r}; use raise (stop on bad rows) or skip (drop them)")
     if not problems.rows:
-        return set()
+        return None
     if on_error == "raise":
         raise DataError(problems.message())
-    folder = run_folder()
-    where = f"; listed in {write_skipped(problems, folder)}" if folder is not None else ""
-    log.warning("skipped %d bad row(s) of %d in %s%s", len(problems.rows), len(problems.table.rows),
-                problems.table.name, where)
-    return problems.rows
+    skipped = problems.skipped()
+    report_skipped(skipped)
+    return skipped

@@ -41,8 +41,12 @@ def test_second_run_hits_the_cache(trained, tmp_path):
     root, manifest, _, _ = trained
     result = run_mmrun(train_args(manifest, root / "cache"), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "data cache hit for image, sound: nothing decoded" in result.stdout
+    assert "data cache hit for manifest.csv: prepared tensors loaded, nothing decoded or fitted" in result.stdout
     assert "decoded" not in result.stdout.replace("nothing decoded", "")
+    other_text = run_mmrun([*train_args(manifest, root / "cache"), "dataset.text.max_length=4"], tmp_path)
+    assert other_text.returncode == 0, other_text.stderr[-3000:]
+    assert "data cache hit for image, sound: nothing decoded" in other_text.stdout  # prepared anew, not decoded
+    assert "decoded" not in other_text.stdout.replace("nothing decoded", "")
 
 
 def test_eval_on_another_manifest_writes_predictions(trained, tmp_path):

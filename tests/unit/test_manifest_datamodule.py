@@ -9,7 +9,7 @@ import pytest
 import torch
 from manifest_samples import make_manifest, make_rows, write_csv
 
-from mmrun.data import files
+from mmrun.data import files, prepared
 from mmrun.data.manifest import ManifestDataModule
 from mmrun.data.spec import DataSpec
 from mmrun.errors import DataError
@@ -111,20 +111,71 @@ def test_skipped_rows_file_inside_a_hydra_run(tmp_path, monkeypatch):
     assert lines[1][2] == "files/3.png"
 
 
+def fail_if_called(message):
+    def fail(*args, **kwargs):
+        raise AssertionError(message)
+
+    return fail
+
+
 def test_second_build_decodes_nothing(tmp_path, monkeypatch):
     manifest = make_manifest(tmp_path, 20)
     first = build(manifest, tmp_path)
-
-    def fail(*args, **kwargs):
-        raise AssertionError("decoded again despite the cache")
-
-    monkeypatch.setattr(files, "_decode_all", fail)
+    monkeypatch.setattr(files, "_decode_all", fail_if_called("decoded again despite the cache"))
     second = build(manifest, tmp_path)
     assert torch.equal(first.splits["train"]["sound"], second.splits["train"]["sound"])
+    other_split = build(manifest, tmp_path, split_column=None, split_seed=3)  # prepared anew from decoded files
+    assert len(other_split.splits["train"]["label"]) == 16
     (tmp_path / "files" / "0.png").write_bytes((tmp_path / "files" / "1.png").read_bytes())  # a changed file
     with pytest.raises(AssertionError, match="decoded again"):
         build(manifest, tmp_path)
-    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".pt", ".pt"]  # no temporary files left
+    assert {p.suffix for p in (tmp_path / "cache").iterdir()} == {".pt"}  # no temporary files left
+
+
+def test_second_build_loads_the_prepared_data(tmp_path, monkeypatch):
+    manifest = make_manifest(tmp_path, 20)
+    original = manifest.read_bytes()
+    first = build(manifest, tmp_path)
+    monkeypatch.setattr(ManifestDataModule, "_prepare", fail_if_called("prepared again despite the cache"))
+    second = build(manifest, tmp_path)
+    assert second.spec == first.spec
+    for split in ("train", "val", "test"):
+        assert torch.equal(second.row_ids[split], first.row_ids[split])
+        assert first.splits[split].keys() == second.splits[split].keys()
+        assert all(torch.equal(first.splits[split][k], second.splits[split][k]) for k in first.splits[split])
+    for changed in ({"text": {"max_length": 3}}, {"split_seed": 5, "split_column": None}, {"task": "multiclass"}):
+        with pytest.raises(AssertionError, match="prepared again"):
+            build(manifest, tmp_path, **changed)
+    rows = list(csv.DictReader(manifest.open()))
+    rows[0]["caption"] = "a different caption"
+    write_csv(manifest, rows)  # the same files, one changed cell
+    with pytest.raises(AssertionError, match="prepared again"):
+        build(manifest, tmp_path)
+    manifest.write_bytes(original)
+    build(manifest, tmp_path)  # the first manifest again: its entry is still there
+    (tmp_path / "files" / "2.wav").write_bytes((tmp_path / "files" / "3.wav").read_bytes())
+    with pytest.raises(AssertionError, match="prepared again"):
+        build(manifest, tmp_path)  # a file it names changed
+
+
+def test_a_cached_build_writes_its_skipped_rows_again(tmp_path, monkeypatch):
+    from mmrun.data import validation
+
+    manifest = bad_manifest(tmp_path)
+    monkeypatch.setattr(validation, "run_folder", lambda: tmp_path / "run1")
+    first = build(manifest, tmp_path, on_error="skip")
+    monkeypatch.setattr(ManifestDataModule, "_prepare", fail_if_called("prepared again despite the cache"))
+    monkeypatch.setattr(validation, "run_folder", lambda: tmp_path / "run2")
+    second = build(manifest, tmp_path, on_error="skip")
+    assert torch.equal(first.row_ids["train"], second.row_ids["train"])
+    written = [(tmp_path / run / "skipped_rows.csv").read_text() for run in ("run1", "run2")]
+    assert written[0] == written[1] and written[0].count("\n") == 7  # header + 6 bad rows
+
+
+def test_file_fingerprints_survive_packing():
+    fingerprints = [["/data/a.png", 10, 1_700_000_000_123_456_789], ["/data/missing.wav", None, None]]
+    assert prepared.unpack_fingerprints(prepared.pack_fingerprints(fingerprints)) == fingerprints
+    assert prepared.unpack_fingerprints(prepared.pack_fingerprints([])) == []
 
 
 def test_fraction_split_forced_regression_and_multilabel(tmp_path):

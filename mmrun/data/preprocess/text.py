@@ -63,6 +63,16 @@ def _hf_tokenizer(model_path: str | None):
     return load_tokenizer(model_path)
 
 
+def tokenizer_files(options: TextOptions) -> list[str]:
+    """The files tokenisation reads besides the texts: the hf model directory's, none for word and subword."""
+    if options.tokenizer != "hf":
+        return []
+    from mmrun.encoders.hf import model_directory
+
+    directory = model_directory(options.model_path, "dataset.text")
+    return sorted(str(path) for path in directory.iterdir() if path.is_file())
+
+
 def _train_subword(texts: list[str], options: TextOptions) -> str:
     tokenizers = _subword_library()
     from tokenizers import models, normalizers, pre_tokenizers, trainers
