@@ -84,6 +84,7 @@ class PreparedCache:
     def __init__(self, cache: TensorCache, manifest: str, settings: dict[str, Any]) -> None:
         self.cache = cache
         self.key = None
+        manifest = os.path.expanduser(manifest)
         if cache.folder is not None and os.path.isfile(manifest):  # else the build reports the missing file
             self.key = cache_key({"prepared manifest": os.path.realpath(manifest), "sha256": file_digest(manifest),
                                   "settings": settings})
