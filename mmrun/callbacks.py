@@ -41,17 +41,29 @@ class BestValidationTracker(pl.Callback):
 class EpochLogger(pl.Callback):
     """One log line per epoch with the epoch's metrics (for logs and non-terminal output).
 
-    Also times every training epoch (validation excluded) and counts the samples trained on,
-    for ``epoch_time_s`` and ``train_samples_per_s`` in metrics.json.
+    Also times every training epoch and counts the samples trained on, for ``epoch_time_s``
+    and ``train_samples_per_s`` in metrics.json. Lightning runs the epoch's validation before
+    ``on_train_epoch_end``, so its time is measured and left out of those figures (the log
+    line shows the whole epoch).
     """
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.validation_started = self.started
+        self.validation_seconds = 0.0
         self.epoch_times: list[float] = []
         self.samples = 0  # on this rank
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
+        self.validation_seconds = 0.0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.validation_started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validation_seconds += time.perf_counter() - self.validation_started
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.samples += len(batch["present"])
@@ -61,7 +73,8 @@ class EpochLogger(pl.Callback):
         return round(self.samples * world_size / seconds, 1) if seconds > 0 else None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.epoch_times.append(round(time.perf_counter() - self.started, 3))
+        elapsed = time.perf_counter() - self.started
+        self.epoch_times.append(round(elapsed - self.validation_seconds, 3))
         if not trainer.is_global_zero:
             return
         shown = {
@@ -75,7 +88,7 @@ class EpochLogger(pl.Callback):
             trainer.current_epoch + 1,
             trainer.max_epochs,
             text,
-            self.epoch_times[-1],
+            elapsed,
         )
 
 
