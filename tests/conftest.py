@@ -32,14 +32,14 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("metrics.json"))
 
 
-def compose_train(overrides: list[str]):
-    """The composed ``mmrun train`` config for some overrides."""
+def compose_train(overrides: list[str], with_hydra: bool = False):
+    """The composed ``mmrun train`` config for some overrides (``with_hydra``: with its ``hydra`` node)."""
     from hydra import compose, initialize_config_dir
 
     from mmrun.config_check import conf_dir
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+        return compose(config_name="train", overrides=overrides, return_hydra_config=with_hydra)
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -76,7 +76,7 @@ def decode_column(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-file tensors are small: thread hand-offs cost more than they save
     try:
-        decoded = _decode_all(cells, paths, decoder, shape, dtype, fingerprints)
+        decoded = DecodedColumn(*_decode_all(cells, paths, decoder, shape, dtype), files=fingerprints)
     finally:
         torch.set_num_threads(threads)
     cache.store(key, decoded.to_payload())
@@ -86,7 +86,8 @@ def decode_column(
 
 
 def _decode_all(cells: list, paths: list, decoder: Callable[[str], torch.Tensor], shape: tuple[int, ...],
-                dtype: torch.dtype, fingerprints: list) -> DecodedColumn:
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, dict[int, str]]:
+    """``data``, ``missing`` and ``problems`` of a ``DecodedColumn`` (see there)."""
     data = torch.zeros(len(cells), *shape, dtype=dtype)
     missing = torch.zeros(len(cells), dtype=torch.bool)
     problems: dict[int, str] = {}
@@ -102,4 +103,4 @@ def _decode_all(cells: list, paths: list, decoder: Callable[[str], torch.Tensor]
                 data[row] = decoder(path)
             except DecodeError as error:
                 problems[row] = f"{cell!r}: {error}"
-    return DecodedColumn(data, missing, problems, fingerprints)
+    return data, missing, problems

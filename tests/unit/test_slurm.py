@@ -4,17 +4,8 @@ import os
 import stat
 
 import pytest
+from conftest import compose_train
 from omegaconf import OmegaConf
-
-from mmrun.config_check import conf_dir
-
-
-def _launcher_config(overrides):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    return cfg
 
 
 def test_slurm_preset_gives_one_task_per_gpu_on_every_node(tmp_path, monkeypatch):
@@ -22,9 +13,9 @@ def test_slurm_preset_gives_one_task_per_gpu_on_every_node(tmp_path, monkeypatch
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    cfg = _launcher_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                            "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
-                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    cfg = compose_train(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                         "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90",
+                         f"hydra.sweep.dir={tmp_path / 'sweep'}"], with_hydra=True)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == (2, 4, 4)
