@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mmrun.config_check import conf_dir, description, group_options
@@ -31,6 +32,6 @@ def main(args: list[str]) -> int:
         table.add_column("name", style="bold")
         table.add_column("description")
         for option in groups[group]:
-            table.add_row(option, description(root, group, option))
+            table.add_row(escape(option), escape(description(root, group, option)))
         console.print(table)
     return 0

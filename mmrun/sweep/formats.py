@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from mmrun.sweep.stats import ALPHA
@@ -129,7 +130,7 @@ def rich_table(comparison: Comparison, title: str) -> Table:
         table.add_column(name, justify="right" if i == 0 or i > len(comparison.group_by) else "left")
     for row in comparison.rows:
         style = "bold green" if row is comparison.best else None
-        table.add_row(*cells(row, comparison), style=style)
+        table.add_row(*map(escape, cells(row, comparison)), style=style)  # a value such as [image] is not markup
     return table
 
 
@@ -138,5 +139,5 @@ def failed_table(comparison: Comparison) -> Table:
     table.add_column("folder")
     table.add_column("error")
     for run in comparison.failed:
-        table.add_row(str(run.path), run.error)
+        table.add_row(escape(str(run.path)), escape(run.error))
     return table

@@ -155,3 +155,14 @@ def test_missing_folder_and_empty_folder_are_refused(tmp_path):
         find_runs([tmp_path / "nope"])
     with pytest.raises(ConfigError, match="no runs in"):
         find_runs([tmp_path])
+
+
+def test_list_values_show_in_the_terminal_table(tmp_path):
+    root = tmp_path / "sweep"
+    for job, (modalities, value) in enumerate({"[image]": 0.5, "[audio]": 0.6}.items()):
+        fake_run(root / str(job), [f"dataset.modalities={modalities}"], value, 1)
+    fake_run(root / "2", ["dataset.modalities=[text]"], None, 1, status="failed")
+    console = Console(record=True, width=250)
+    write_report([root], tmp_path / "report", console=console)
+    text = console.export_text()
+    assert "│ [audio]" in text and "│ [image]" in text  # not swallowed as rich markup tags
