@@ -1,8 +1,8 @@
 """A folder of decoded tensors keyed by a hash of what they were decoded from.
 
 An entry is one ``torch.save`` file named ``<sha256>.pt``. The key is a hash of a JSON
-description of the inputs (for a decoded column: the manifest cells read, each referenced
-file's resolved path, size and modification time and the preprocessing options; for a
+description of the inputs (for a decoded column: each referenced file's resolved path, size
+and modification time and the preprocessing options, not the column's name; for a
 prepared manifest see ``mmrun.data.prepared``) plus the mmrun version and a format version,
 so a changed file, cell, option or mmrun release gives a new key and stale entries are never
 read. Entries are written

@@ -68,7 +68,7 @@ def decode_column(
     cells = [row[column] for row in table.rows]
     paths = [resolve_path(c, base) if c is not None else None for c in cells]
     fingerprints = [file_fingerprint(p) if p is not None else None for p in paths]
-    key = cache_key({"column": column, "options": options, "shape": list(shape), "files": fingerprints})
+    key = cache_key({"options": options, "shape": list(shape), "files": fingerprints})  # not the column name
     payload = cache.load(key)
     if payload is not None:
         return DecodedColumn.from_payload(payload, fingerprints), True

@@ -126,6 +126,9 @@ def test_second_build_decodes_nothing(tmp_path, monkeypatch):
     assert torch.equal(first.splits["train"]["sound"], second.splits["train"]["sound"])
     other_split = build(manifest, tmp_path, split_column=None, split_seed=3)  # prepared anew from decoded files
     assert len(other_split.splits["train"]["label"]) == 16
+    renamed = [{("photo" if k == "image" else k): v for k, v in row.items()} for row in csv.DictReader(manifest.open())]
+    photo = build(write_csv(tmp_path / "renamed.csv", renamed), tmp_path)  # same files under another column name
+    assert torch.equal(photo.splits["train"]["photo"], first.splits["train"]["image"])
     (tmp_path / "files" / "0.png").write_bytes((tmp_path / "files" / "1.png").read_bytes())  # a changed file
     with pytest.raises(AssertionError, match="decoded again"):
         build(manifest, tmp_path)
