@@ -160,9 +160,13 @@ class MultimodalModule(pl.LightningModule):
         scheduler_cfg = self.cfg.get("scheduler")
         if not scheduler_cfg or "_target_" not in scheduler_cfg:
             return optimizer
-        scheduler = build(
-            scheduler_cfg, "scheduler", optimizer=optimizer, total_steps=int(self.trainer.estimated_stepping_batches)
-        )
+        runtime = {"optimizer": optimizer, "total_steps": int(self.trainer.estimated_stepping_batches)}
+        if "mode" in scheduler_cfg:  # a schedule driven by the monitored metric follows its direction
+            runtime["mode"] = self.cfg.monitor_mode
+        scheduler = build(scheduler_cfg, "scheduler", **runtime)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # stepped on the monitor
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.cfg.monitor}}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -------------------------------------------------------------- checkpoint

@@ -1,13 +1,16 @@
 """Learning-rate schedules built from torch's own schedulers.
 
 Each takes the optimizer and the run's total optimizer steps (known only once the trainer
-has seen the data), which is why the configs are instantiated as partials.
+has seen the data), which is why the configs are instantiated as partials. The step-wise
+schedules are stepped every optimizer step; ``reduce_on_plateau`` once per validation, on
+the monitored metric (``MultimodalModule.configure_optimizers`` tells them apart by type).
 """
 
 from __future__ import annotations
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, OneCycleLR, SequentialLR
+from torch.optim.lr_scheduler import (CosineAnnealingLR, LinearLR, LRScheduler, OneCycleLR, ReduceLROnPlateau,
+                                      SequentialLR)
 
 
 def cosine_with_warmup(optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.0) -> LRScheduler:
@@ -31,3 +34,14 @@ def one_cycle(optimizer: Optimizer, total_steps: int, max_lr_factor: float = 1.0
     (Smith and Topin, "Super-Convergence", 2017, arXiv:1708.07120)."""
     max_lr = [group["lr"] * max_lr_factor for group in optimizer.param_groups]
     return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start)
+
+
+def reduce_on_plateau(optimizer: Optimizer, total_steps: int, mode: str = "max", factor: float = 0.5,
+                      patience: int = 2, min_lr: float = 1e-6) -> ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` when the monitored validation metric has not
+    improved for ``patience`` epochs (the schedule of Ludwig and Keras' ReduceLROnPlateau).
+
+    It needs no run length, so it suits training that ends by early stopping; ``total_steps``
+    is accepted for the common signature and not used."""
+    del total_steps
+    return ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mmrun.errors import ConfigError
 
 log = logging.getLogger("mmrun")
+LR_FINDER_START, LR_FINDER_STEPS = 1e-3, 100
 
 
 def _monitor_mode(monitor: str) -> str:
@@ -112,7 +114,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     OmegaConf.resolve(cfg)
 
     tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
-    callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     epochs = EpochLogger()
     callbacks += [tracker, epochs, *extra_callbacks]
     rich_bar = use_rich_progress(cfg)
@@ -140,6 +142,39 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     return RunParts(datamodule, model, trainer, tracker, epochs)
 
 
+def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
+    """``optimizer.lr=auto``: Lightning's learning-rate range test (Smith, "Cyclical Learning
+    Rates for Training Neural Networks", WACV 2017, arXiv:1506.01186) picks ``optimizer.lr``.
+
+    The test trains for ``LR_FINDER_STEPS`` steps with an exponentially growing learning rate,
+    restores the initial weights and suggests the rate of the steepest loss descent.
+    """
+    from pytorch_lightning.tuner import Tuner
+
+    with open_dict(cfg):
+        cfg.optimizer.lr = LR_FINDER_START  # the finder sets every rate itself; this only lets it build
+    quiet = not use_rich_progress(cfg)  # the finder's own tqdm bar would flood a log file
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1" if quiet else (previous or "")
+    try:
+        result = Tuner(parts.trainer).lr_find(parts.model, datamodule=parts.datamodule,
+                                              num_training=LR_FINDER_STEPS, update_attr=False)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE")
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+    suggestion = result.suggestion() if result is not None else None
+    if suggestion is None or not suggestion > 0:
+        log.warning("optimizer.lr=auto: the learning-rate finder found no clear rate; using %g", LR_FINDER_START)
+        suggestion = LR_FINDER_START
+    else:
+        log.info("inferred optimizer.lr=%.3g (Lightning's learning-rate finder, %d steps)", suggestion, LR_FINDER_STEPS)
+    with open_dict(cfg):
+        cfg.optimizer.lr = float(suggestion)
+    return float(suggestion)
+
+
 def run(cfg: DictConfig) -> float | None:
     """Train one model as configured and return the best monitored validation value."""
     from hydra.core.hydra_config import HydraConfig
@@ -156,6 +191,8 @@ def run(cfg: DictConfig) -> float | None:
     parameters = model.count_parameters()
 
     with job_scope(HydraConfig.get().overrides.task, str(run_dir)):
+        if cfg.optimizer.get("lr") == "auto":
+            find_learning_rate(cfg, parts)
         fit_started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule)
         train_time = time.perf_counter() - fit_started

@@ -48,11 +48,13 @@ from omegaconf import OmegaConf
 from mmrun.data import labels as label_rules
 from mmrun.data.cache import TensorCache, default_cache_dir
 from mmrun.data.columns import ColumnPlan, plan_columns
+from mmrun.data.infer import infer_file_options
 from mmrun.data.modalities import CategoricalReader, FileReader, Reader, TabularReader, TextReader
 from mmrun.data.prepared import PreparedCache, PreparedManifest
 from mmrun.data.preprocess import make_options
 from mmrun.data.preprocess.audio import AudioOptions
-from mmrun.data.preprocess.image import AugmentOptions, ImageOptions, augment
+from mmrun.data.preprocess.augment import AugmentOptions, augment_images, mask_spectrograms
+from mmrun.data.preprocess.image import ImageOptions
 from mmrun.data.preprocess.tabular import CategoricalOptions, TabularOptions
 from mmrun.data.preprocess.text import TextOptions
 from mmrun.data.spec import DataSpec
@@ -151,6 +153,8 @@ class ManifestDataModule(TensorDataModule):
         given = {"image": image, "audio": audio, "text": text, "tabular": tabular, "categorical": categorical,
                  "augment": augment}
         self.options = {k: make_options(cls, given[k], k) for k, cls in OPTION_TYPES.items()}
+        if fitted is not None and "options" in fitted:  # the settings the training files were decoded with
+            self.options.update({k: make_options(OPTION_TYPES[k], v, k) for k, v in fitted["options"].items()})
         self.fitted = fitted
         self.row_ids: dict[str, torch.Tensor] = {}
 
@@ -167,6 +171,8 @@ class ManifestDataModule(TensorDataModule):
                      Path(manifest).name, self.cache.folder)
             if prepared.skipped:
                 report_skipped(prepared.skipped)
+            inferred = prepared.spec.extra["fitted"]["options"]
+            self.options.update({k: make_options(OPTION_TYPES[k], v, k) for k, v in inferred.items()})
         self.row_ids = prepared.row_ids
         return prepared.splits, prepared.spec
 
@@ -185,6 +191,9 @@ class ManifestDataModule(TensorDataModule):
         log.info("manifest %s: %d rows; %s", table.name, len(table.rows), plan.describe())
         problems = Problems(table)
         split_of = self._assign_splits(table, plan, problems)
+        if self.fitted is None:
+            train_rows = [i for i, split in enumerate(split_of) if split == "train"]
+            self.options = infer_file_options(self.options, table, plan.modalities, train_rows)
         readers = {m.name: self._reader(m) for m in plan.modalities}
         for reader in readers.values():
             reader.read(table)
@@ -215,7 +224,7 @@ class ManifestDataModule(TensorDataModule):
         task, outputs = label_rules.spec_task(kind, classes)
         fitted = {"version": FITTED_VERSION, "manifest": str(Path(self.path).expanduser().resolve()),
                   "path": self.path, "columns": plan.to_state(), "label_kind": kind, "classes": classes,
-                  "preprocess": states}
+                  "preprocess": states, "options": {k: asdict(self.options[k]) for k in ("image", "audio")}}
         spec = DataSpec(tuple(readers[n].spec(states[n]) for n in readers), task, outputs, tuple(classes),
                         extra={"fitted": fitted})
         files = [fingerprint for reader in readers.values() for fingerprint in reader.inputs()]
@@ -318,10 +327,12 @@ class ManifestDataModule(TensorDataModule):
 
     # ---------------------------------------------------------- augmentation
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
-        """Augment image modalities of training batches, on the device they were moved to."""
+        """Augment image and audio modalities of training batches, on the device they were moved to."""
         options = self.options["augment"]
         if self.trainer is not None and self.trainer.training and options.active:
             for modality in self.spec.modalities:
                 if modality.kind == "image":
-                    batch[modality.name] = augment(batch[modality.name], options)
+                    batch[modality.name] = augment_images(batch[modality.name], options)
+                elif modality.kind == "audio" and options.spec_mask > 0:
+                    batch[modality.name] = mask_spectrograms(batch[modality.name], options.spec_mask)
         return batch

@@ -10,7 +10,7 @@ import soundfile
 import torch
 from PIL import Image
 
-from mmrun.data.preprocess import DecodeError, audio, image, make_options, tabular, text
+from mmrun.data.preprocess import DecodeError, audio, augment, image, make_options, tabular, text
 from mmrun.errors import ConfigError
 
 
@@ -47,12 +47,12 @@ def test_image_statistics_and_augmentations():
     assert normalised.mean((0, 2, 3)).abs().max() < 1e-4
     assert normalised.std((0, 2, 3)).sub(1).abs().max() < 1e-2
     torch.manual_seed(0)
-    shifted = image.augment(normalised, image.AugmentOptions(crop_padding=2))
-    flipped = image.augment(normalised, image.AugmentOptions(flip=True))
+    shifted = augment.augment_images(normalised, augment.AugmentOptions(crop_padding=2))
+    flipped = augment.augment_images(normalised, augment.AugmentOptions(flip=True))
     assert shifted.shape == normalised.shape and not torch.equal(shifted, normalised)
     for before, after in zip(normalised, flipped):
         assert torch.equal(after, before) or torch.equal(after, before.flip(-1))
-    assert not torch.equal(image.augment(normalised, image.AugmentOptions(noise=0.1)), normalised)
+    assert not torch.equal(augment.augment_images(normalised, augment.AugmentOptions(noise=0.1)), normalised)
 
 
 def test_image_options_refuse_bad_values():

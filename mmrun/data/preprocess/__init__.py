@@ -7,6 +7,15 @@ A decoding failure raises ``DecodeError`` with a short reason that validation re
 """
 
 
+import math
+
+
+def high_quantile(values: list, q: float):
+    """The smallest value that at least a fraction ``q`` of ``values`` do not exceed."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
 class DecodeError(Exception):
     """A file or cell cannot be turned into a tensor; the message is the reason for the user."""
 

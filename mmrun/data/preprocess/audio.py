@@ -34,16 +34,23 @@ LOG_FLOOR = 1e-6
 class AudioOptions:
     """``dataset.audio``: how audio files are decoded (part of the cache key)."""
 
-    sample_rate: int = 16000
-    duration: float = 1.0
-    n_mels: int = 64
-    n_fft: int = 400
-    hop_length: int = 160
+    sample_rate: int | str = 16000
+    duration: float | str = 1.0
+    n_mels: int | str = 64
+    n_fft: int | str = 400
+    hop_length: int | str = 160
     f_min: float = 0.0
     f_max: float | None = None
     normalize: bool = True
 
     def __post_init__(self) -> None:
+        inferred = ("sample_rate", "duration", "n_mels", "n_fft", "hop_length")
+        for key in inferred:
+            value = getattr(self, key)
+            if isinstance(value, str) and value != "auto":
+                raise ConfigError(f"dataset.audio.{key}={value!r}; use auto or a number")
+        if any(getattr(self, key) == "auto" for key in inferred):
+            return  # decided from the files (mmrun.data.infer), then checked
         if self.sample_rate <= 0 or self.duration <= 0:
             raise ConfigError("dataset.audio.sample_rate and dataset.audio.duration must be positive")
         f_max = self.f_max or self.sample_rate / 2

@@ -6,8 +6,8 @@ converted to RGB or grayscale and brought to ``size`` by one of three ``resize``
 ``crop`` (scale the shorter side, centre-crop), ``pad`` (scale the longer side, pad with
 black) or ``stretch`` (ignore the aspect ratio). ``transform`` gives ``float [C, H, W]``
 standardised per channel with the training split's mean and standard deviation.
-Augmentations (random shifted crop, horizontal flip, Gaussian noise) act on whole batches
-on the training device, never on the cached tensors. Pillow is used instead of torchvision,
+Augmentations (``mmrun.data.preprocess.augment``) act on whole batches on the training
+device, never on the cached tensors. Pillow is used instead of torchvision,
 which cannot be installed alongside every torch build.
 """
 
@@ -32,16 +32,22 @@ class ImageOptions:
     """``dataset.image``: how images are decoded (part of the cache key)."""
 
     channels: str = "rgb"
-    size: tuple[int, int] = (64, 64)
+    size: tuple[int, int] | str = (64, 64)
     resize: str = "crop"
     normalize: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.size, str) and self.size != "auto":
+            raise ConfigError(f"dataset.image.size={self.size!r}; use auto, [height, width] or one side, e.g. 64")
+        if "auto" in (self.channels, self.size):  # decided from the files (mmrun.data.infer), then checked
+            if self.channels not in (*CHANNELS, "auto"):
+                raise ConfigError(f"dataset.image.channels={self.channels!r}; use auto, rgb or grayscale")
+            return
         size = self.size
         size = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)
         object.__setattr__(self, "size", size)
         if self.channels not in CHANNELS:
-            raise ConfigError(f"dataset.image.channels={self.channels!r}; use rgb or grayscale")
+            raise ConfigError(f"dataset.image.channels={self.channels!r}; use auto, rgb or grayscale")
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"dataset.image.resize={self.resize!r}; use one of {list(RESIZE_MODES)}")
         if len(size) != 2 or min(size) < 1:
@@ -50,23 +56,6 @@ class ImageOptions:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (CHANNELS[self.channels][1], *self.size)
-
-
-@dataclass(frozen=True)
-class AugmentOptions:
-    """``dataset.augment``: random changes to training batches (off by default)."""
-
-    crop_padding: int = 0
-    flip: bool = False
-    noise: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.crop_padding < 0 or self.noise < 0:
-            raise ConfigError("dataset.augment.crop_padding and dataset.augment.noise must be >= 0")
-
-    @property
-    def active(self) -> bool:
-        return self.crop_padding > 0 or self.flip or self.noise > 0
 
 
 def decode(path: str, options: ImageOptions) -> torch.Tensor:
@@ -115,24 +104,3 @@ def transform(images: torch.Tensor, state: dict) -> torch.Tensor:
     mean = torch.tensor(state["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(state["std"]).view(1, -1, 1, 1)
     return images.float().mul_(1.0 / (255.0 * std)).sub_(mean / std)  # (x / 255 - mean) / std in place
-
-
-def augment(images: torch.Tensor, options: AugmentOptions) -> torch.Tensor:
-    """Randomly shift (zero-padded crop), flip and add noise to a float batch ``[B, C, H, W]``."""
-    batch, _, height, width = images.shape
-    device = images.device
-    if options.crop_padding > 0:
-        pad = options.crop_padding
-        padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
-        top = torch.randint(0, 2 * pad + 1, (batch, 1, 1), device=device)
-        left = torch.randint(0, 2 * pad + 1, (batch, 1, 1), device=device)
-        rows = top + torch.arange(height, device=device).view(1, -1, 1)
-        cols = left + torch.arange(width, device=device).view(1, 1, -1)
-        index = torch.arange(batch, device=device).view(-1, 1, 1)
-        images = padded.permute(0, 2, 3, 1)[index, rows, cols].permute(0, 3, 1, 2)
-    if options.flip:
-        flip = torch.rand(batch, 1, 1, 1, device=device) < 0.5
-        images = torch.where(flip, images.flip(-1), images)
-    if options.noise > 0:
-        images = images + options.noise * torch.randn_like(images)
-    return images.contiguous()

