@@ -55,7 +55,7 @@ def metrics_table(title: str, sections: dict[str, dict[str, float]]) -> Table:
         row = []
         for values in sections.values():
             match = [v for k, v in values.items() if k.split("/", 1)[-1] == metric]
-            row.append(f"{match[0]:.4f}" if match else "")
+            row.append(f"{match[0]:.4f}" if match and match[0] is not None else "")
         table.add_row(metric, *row)
     return table
 

@@ -185,6 +185,8 @@ def run(cfg: DictConfig) -> float | None:
     from mmrun.plots import ConfusionMatrixPlot, curves_png
     from mmrun.report import git_commit, metrics_table, package_versions, print_table, write_json
 
+    if cfg.get("baseline", "auto") not in ("auto", "none"):
+        raise ConfigError(f"baseline={cfg.baseline} must be auto (a classical baseline in every run) or none")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     parts = build_run(cfg, run_dir, extra_callbacks=(ConfusionMatrixPlot(run_dir / "confusion_matrix.png"),))
     datamodule, model, trainer, tracker = parts.datamodule, parts.model, parts.trainer, parts.tracker
@@ -203,6 +205,11 @@ def run(cfg: DictConfig) -> float | None:
     test = {k: float(v) for k, v in test.items() if k.startswith("test/")}
 
     if trainer.is_global_zero:
+        baseline = None
+        if cfg.get("baseline", "auto") == "auto":
+            from mmrun.baseline.summary import classical_baseline
+
+            baseline = classical_baseline(cfg, datamodule, model)
         summary = {
             "schema_version": 1,
             "status": "completed",
@@ -229,9 +236,21 @@ def run(cfg: DictConfig) -> float | None:
             "peak_memory_mb": peak_memory_mb(),
             "epoch_time_s": parts.epochs.epoch_times,
             "train_samples_per_s": parts.epochs.samples_per_second(trainer.world_size),
+            "baseline": baseline,
         }
         write_json(run_dir / "metrics.json", summary)
         curves_png(run_dir / "metrics.csv", cfg.monitor, run_dir / "curves.png")
-        print_table(metrics_table("mmrun train", {"best val": tracker.best, "test": test}))
+        sections = {"best val": tracker.best, "test": test}
+        title = "mmrun train"
+        if baseline and "error" not in baseline:
+            sections.update({"baseline val": baseline["val"], "baseline test": baseline["test"]})
+            title += f" (classical baseline: {baseline['best']})"
+        print_table(metrics_table(title, sections))
+        if baseline:
+            from mmrun.baseline.summary import below_baseline
+
+            warning = below_baseline(test, baseline, cfg.monitor_mode)
+            if warning:
+                log.warning(warning)
         log.info("run folder: %s", run_dir)
     return tracker.best.get(cfg.monitor)

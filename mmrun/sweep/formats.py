@@ -10,9 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mmrun.sweep.stats import ALPHA
-from mmrun.sweep.table import Comparison, Row
+from mmrun.sweep.table import Comparison, Reference, Row
 
 NOT_SIGNIFICANT = "not significant"
+NOT_RANKED = "reference (not ranked)"
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -50,16 +51,21 @@ def _setting(value: str) -> str:
     return value if value.lstrip("-").isdigit() else f"{number:.4g}"
 
 
+def _beats(row: Row) -> str:
+    return {True: "yes", False: "no", None: ""}[row.beats_baseline]
+
+
 def headers(comparison: Comparison) -> list[str]:
     """Column titles of the Markdown and rich tables."""
-    return ["rank", *comparison.group_by, f"{comparison.metric} mean ± std", "95% CI", "seeds",
-            f"{comparison.test_metric} mean ± std", "parameters", "train time (s)", "peak memory (MB)",
-            "vs best (paired)"]
+    titles = ["rank", *comparison.group_by, f"{comparison.metric} mean ± std", "95% CI", "seeds",
+              f"{comparison.test_metric} mean ± std", "parameters", "train time (s)", "peak memory (MB)",
+              "vs best (paired)"]
+    return titles + ["beats baseline"] if comparison.baseline else titles
 
 
 def cells(row: Row, comparison: Comparison) -> list[str]:
     """One row of the Markdown and rich tables."""
-    return [
+    values = [
         str(row.rank),
         *(_setting(row.settings[k]) for k in comparison.group_by),
         _mean_std(row.metric),
@@ -71,6 +77,36 @@ def cells(row: Row, comparison: Comparison) -> list[str]:
         _number(row.peak_memory_mb, 0),
         _versus_best(row, comparison),
     ]
+    return values + [_beats(row)] if comparison.baseline else values
+
+
+def reference_cells(reference: Reference, comparison: Comparison) -> list[str]:
+    """The baseline row of the Markdown and rich tables: its label where the settings go, no rank."""
+    label = [reference.label, *[""] * (len(comparison.group_by) - 1)] if comparison.group_by else []
+    return [
+        "" if comparison.group_by else reference.label,
+        *label,
+        _mean_std(reference.metric),
+        "",
+        str(reference.metric.n if reference.metric else 0),
+        _mean_std(reference.test_metric),
+        "",
+        _number(reference.time_s, 1),
+        "",
+        NOT_RANKED,
+        "",
+    ]
+
+
+def baseline_warning(comparison: Comparison) -> str:
+    """One line naming the configurations that do not beat the baseline ("" when all do, or none)."""
+    below, reference = comparison.below_baseline, comparison.baseline
+    if not below or reference is None:
+        return ""
+    direction = "higher" if comparison.mode == "max" else "lower"
+    return (f"{len(below)} of {len(comparison.rows)} configurations do not beat the {reference.label} on "
+            f"{comparison.metric} ({direction} is better; undertrained or mis-specified?): "
+            + "; ".join(row.label for row in below))
 
 
 def write_csv(comparison: Comparison, path: Path) -> None:
@@ -79,6 +115,9 @@ def write_csv(comparison: Comparison, path: Path) -> None:
     fields = ["rank", *comparison.group_by, f"{m} mean", f"{m} std", f"{m} ci95 low", f"{m} ci95 high", "seeds",
               f"{t} mean", f"{t} std", "parameters", "train_time_s", "peak_memory_mb", "paired test", "pairs",
               "p_value", "significant", "run folders"]
+    reference = comparison.baseline
+    if reference:
+        fields += ["beats baseline", f"baseline {m} mean", "reference"]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(fields)
@@ -92,7 +131,22 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 "" if test is None else test.significant,
                 ";".join(str(r.path) for r in row.runs),
             ]
+            if reference:
+                values += [row.beats_baseline, row.baseline, ""]
             writer.writerow(["" if v is None else v for v in values])
+        if reference:  # not ranked: no rank, no test
+            s, ts = reference.metric, reference.test_metric
+            values = [
+                "", *("" for _ in comparison.group_by),
+                s and s.mean, s and s.std, "", "", s.n if s else 0, ts and ts.mean, ts and ts.std,
+                "", reference.time_s, "", "", "", "", "", ";".join(str(r.path) for r in reference.runs),
+                "", "", reference.label,
+            ]
+            writer.writerow(["" if v is None else v for v in values])
+
+
+def _markdown_row(values: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in values) + " |"
 
 
 def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
@@ -108,11 +162,24 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
         f"*{NOT_SIGNIFICANT}* means p ≥ {ALPHA}.",
         "",
     ]
+    reference = comparison.baseline
+    if reference:
+        lines[-2] += (
+            f" The *{reference.label}* row is a reference, not ranked: logistic regression or ridge and "
+            f"gradient boosting on simple features of each run's own splits, selected on validation "
+            f"(`baseline` in each metrics.json), mean ± std over its {reference.metric.n} distinct fit(s); "
+            f"its train time is the baseline's own. "
+            f"*beats baseline* compares each configuration's mean with the baseline fitted on its runs' data."
+        )
     titles = headers(comparison)
     lines.append("| " + " | ".join(titles) + " |")
     lines.append("|" + "|".join("---:" if i and i > len(comparison.group_by) else "---" for i in range(len(titles))) + "|")
     for row in comparison.rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row, comparison)) + " |")
+        lines.append(_markdown_row(cells(row, comparison)))
+    if reference:
+        lines.append(_markdown_row(reference_cells(reference, comparison)))
+        if warning := baseline_warning(comparison):
+            lines += ["", f"**Warning:** {warning}."]
     if comparison.failed:
         lines += ["", f"## Failed runs ({len(comparison.failed)})", "", "| folder | overrides | error |", "|---|---|---|"]
         for run in comparison.failed:
@@ -131,6 +198,9 @@ def rich_table(comparison: Comparison, title: str) -> Table:
     for row in comparison.rows:
         style = "bold green" if row is comparison.best else None
         table.add_row(*map(escape, cells(row, comparison)), style=style)  # a value such as [image] is not markup
+    if comparison.baseline:
+        table.add_section()
+        table.add_row(*map(escape, reference_cells(comparison.baseline, comparison)), style="italic cyan")
     return table
 
 

@@ -25,7 +25,8 @@ def _short(label: str) -> str:
 
 
 def comparison_png(comparison: Comparison, path: Path) -> None:
-    """Horizontal bars of the metric's mean per configuration (best on top), std as error bars."""
+    """Horizontal bars of the metric's mean per configuration (best on top), std as error bars;
+    the classical baseline's mean, when the runs carry one, as a dashed line."""
     rows = [row for row in comparison.rows if row.metric]
     figure = _figure(7.5, 1.2 + 0.38 * max(len(rows), 1))
     axes = figure.add_subplot()
@@ -40,9 +41,14 @@ def comparison_png(comparison: Comparison, path: Path) -> None:
     for y, row, error in zip(positions, rows, errors):  # labelled past the error bar, not over it
         axes.annotate(f"{row.metric.mean:.4f} (n={row.metric.n})", (row.metric.mean + error, y), xytext=(6, 0),
                       textcoords="offset points", va="center", fontsize=7)
+    reference = comparison.baseline.metric if comparison.baseline else None
+    if reference is not None:  # a line, not a bar: the baseline is not ranked
+        axes.axvline(reference.mean, color="tab:red", linestyle="--", linewidth=1,
+                     label=f"{comparison.baseline.label}: {reference.mean:.4f}")
+        axes.legend(fontsize=7, loc="lower right")
     if means:
-        low = min(m - e for m, e in zip(means, errors))
-        high = max(m + e for m, e in zip(means, errors))
+        low = min([m - e for m, e in zip(means, errors)] + ([reference.mean] if reference else []))
+        high = max([m + e for m, e in zip(means, errors)] + ([reference.mean] if reference else []))
         pad = (high - low) * 0.25 or abs(high) * 0.05 or 0.05
         axes.set_xlim(low - pad, high + 2 * pad)
     direction = "higher" if comparison.mode == "max" else "lower"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from mmrun.sweep import formats, plots
 from mmrun.sweep.runs import Run, find_runs
@@ -37,6 +38,8 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
     if comparison.rows:
         console.print(formats.rich_table(comparison, f"comparison of {len(runs) - len(comparison.failed)} runs "
                                                      f"by {comparison.metric} ({comparison.mode})"))
+    if warning := formats.baseline_warning(comparison):
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if comparison.failed:
         console.print(formats.failed_table(comparison))
     console.print(f"report: {output / 'comparison.md'} (+ .csv, comparison.png, learning_curves.png)")

@@ -60,6 +60,23 @@ class Run:
         value = source.get(metric)
         return None if value is None or math.isnan(value) else float(value)
 
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The classical baseline block of metrics.json (``mmrun.baseline``); None when absent or failed."""
+        block = self.summary.get("baseline")
+        if not isinstance(block, dict) or "error" in block or "best" not in block:
+            return None
+        return block
+
+    def baseline_value(self, metric: str) -> float | None:
+        """The baseline's value of a val/ or test/ metric (the best candidate's); None when not there."""
+        block = self.baseline
+        if block is None:
+            return None
+        values = block.get("test" if metric.startswith("test/") else "val")
+        number = values.get(metric) if isinstance(values, dict) else None
+        return None if not isinstance(number, (int, float)) or not math.isfinite(number) else float(number)
+
     def setting(self, key: str) -> str:
         """The value of a config key or group choice: from the overrides, else the saved config."""
         if key in self.overrides:

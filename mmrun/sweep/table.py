@@ -3,11 +3,17 @@
 A configuration is the set of runs that agree on every grouping key (by default every swept
 key but ``seed``); its seeds are the repeats. Rows are ranked best first in the metric's
 direction, and each row is tested against the best row over the seeds both have.
+
+When runs carry a classical baseline (``baseline`` in metrics.json, see ``mmrun.baseline``),
+it becomes a reference row, never ranked nor tested, and every configuration says whether its
+mean beats the baseline's mean in the metric's direction.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 from mmrun.errors import ConfigError
@@ -30,6 +36,8 @@ class Row:
     peak_memory_mb: float | None
     rank: int = 0
     versus_best: PairedTest | None = None
+    baseline: float | None = None  # the classical baseline's mean this row is compared with
+    beats_baseline: bool | None = None  # None: no baseline (or no value) to compare with
 
     @property
     def label(self) -> str:
@@ -38,6 +46,25 @@ class Row:
     def per_seed(self, metric: str) -> dict[int, float]:
         """Metric value per seed (the last run wins if a seed repeats)."""
         return {r.seed: v for r in self.runs if r.seed is not None and (v := r.value(metric)) is not None}
+
+
+@dataclass
+class Reference:
+    """The classical baseline as a reference row: summarised over its distinct fits, not ranked.
+
+    Jobs that share the data and the seed (e.g. two fusions, seed 1) fit the same baseline;
+    it counts once, so ``metric.n`` is the number of distinct fits.
+    """
+
+    name: str
+    metric: SeedSummary | None
+    test_metric: SeedSummary | None
+    time_s: float | None
+    runs: list[Run]
+
+    @property
+    def label(self) -> str:
+        return f"classical baseline ({self.name})"
 
 
 @dataclass
@@ -50,10 +77,16 @@ class Comparison:
     group_by: list[str]
     rows: list[Row]
     failed: list[Run] = field(default_factory=list)
+    baseline: Reference | None = None
 
     @property
     def best(self) -> Row | None:
         return self.rows[0] if self.rows and self.rows[0].metric else None
+
+    @property
+    def below_baseline(self) -> list[Row]:
+        """Configurations whose mean does not beat the classical baseline's."""
+        return [row for row in self.rows if row.beats_baseline is False]
 
 
 def default_metric(runs: list[Run]) -> tuple[str, str]:
@@ -125,7 +158,42 @@ def build(runs: list[Run], group_by: list[str] | None = None, metric: str | None
         best = rows[0].per_seed(metric)
         for row in rows[1:]:
             row.versus_best = paired_test(row.per_seed(metric), best)
-    return Comparison(metric, test_metric, mode, list(keys), rows, failed)
+    reference = _reference(completed, metric, test_metric)
+    if reference is not None:
+        for row in rows:
+            _compare_with_baseline(row, reference, metric, mode)
+    return Comparison(metric, test_metric, mode, list(keys), rows, failed, reference)
+
+
+def _reference(runs: list[Run], metric: str, test_metric: str) -> Reference | None:
+    """The baseline over the distinct fits among ``runs``; None when no run has its metric."""
+    fits: dict[str, Run] = {}
+    for run in runs:
+        if run.baseline_value(metric) is not None:
+            block = run.baseline
+            key = json.dumps([run.seed, block.get("best"), block.get("val"), block.get("test")], sort_keys=True)
+            fits.setdefault(key, run)
+    if not fits:
+        return None
+    unique = list(fits.values())
+    names = Counter(str(run.baseline["best"]) for run in unique)
+    times = [t for run in unique if isinstance(t := run.baseline.get("time_s"), (int, float))]
+    return Reference(
+        name=" / ".join(name for name, _ in names.most_common()),
+        metric=summarise([run.baseline_value(metric) for run in unique]),
+        test_metric=summarise([run.baseline_value(test_metric) for run in unique]),
+        time_s=_mean(times),
+        runs=[run for run in runs if run.baseline_value(metric) is not None],
+    )
+
+
+def _compare_with_baseline(row: Row, reference: Reference, metric: str, mode: str) -> None:
+    """Set the row's baseline (its own runs' baseline, else the reference) and whether it beats it."""
+    own = [v for run in row.runs if (v := run.baseline_value(metric)) is not None]
+    row.baseline = _mean(own) if own else (reference.metric.mean if reference.metric else None)
+    if row.metric is None or row.baseline is None:
+        return
+    row.beats_baseline = row.metric.mean > row.baseline if mode == "max" else row.metric.mean < row.baseline
 
 
 def _row(settings: dict[str, str], runs: list[Run], metric: str, test_metric: str) -> Row:

@@ -1,0 +1,49 @@
+"""The baseline in a training run: run it on the run's tensors, log it, compare the deep model."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+
+from mmrun.baseline.run import run_baseline
+
+log = logging.getLogger("mmrun")
+
+
+def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
+    """``baseline=auto``: the classical baseline on the run's own split tensors (``mmrun.baseline``).
+
+    Logs its cost and result, and warns when the deep model's test value of the monitored
+    metric is below the baseline's.
+    """
+    result = run_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed, monitor=cfg.monitor,
+                          monitor_mode=cfg.monitor_mode)
+    if "error" in result:
+        log.warning("classical baseline skipped: %s", result["error"])
+        return result
+    metric = result["monitor"].replace("val/", "test/", 1)
+    log.info("classical baseline: %s, %s %s (%d training rows%s, %.1f s)", result["best"], metric,
+             _format(result["test"].get(metric)), result["train_rows"], ", subsampled" if result["subsampled"] else "",
+             result["time_s"])
+    return result
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def below_baseline(test: dict[str, float], baseline: dict | None, mode: str) -> str | None:
+    """A warning when the deep model's test value of the baseline's metric is worse than the baseline's."""
+    if not baseline or "error" in baseline:
+        return None
+    metric = baseline["monitor"].replace("val/", "test/", 1)
+    deep, classical = test.get(metric), baseline["test"].get(metric)
+    if deep is None or classical is None:
+        return None
+    worse = deep < classical if baseline.get("monitor_mode", mode) == "max" else deep > classical
+    if not worse:
+        return None
+    return (f"the deep model's {metric} {deep:.4f} is worse than the classical baseline's {classical:.4f} "
+            f"({baseline['best']}): it is undertrained or mis-specified for this data; compare before drawing "
+            "conclusions from it")
