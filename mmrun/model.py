@@ -8,6 +8,7 @@ synchronised across ranks once per epoch by Lightning).
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -160,13 +161,17 @@ class MultimodalModule(pl.LightningModule):
         scheduler_cfg = self.cfg.get("scheduler")
         if not scheduler_cfg or "_target_" not in scheduler_cfg:
             return optimizer
-        runtime = {"optimizer": optimizer, "total_steps": int(self.trainer.estimated_stepping_batches)}
-        if "mode" in scheduler_cfg:  # a schedule driven by the monitored metric follows its direction
-            runtime["mode"] = self.cfg.monitor_mode
-        scheduler = build(scheduler_cfg, "scheduler", **runtime)
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # stepped on the monitor
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.cfg.monitor}}
+        if "mode" in scheduler_cfg:  # driven by the monitored metric: stepped after each validation
+            runtime = {"mode": self.cfg.monitor_mode} if scheduler_cfg.mode == "auto" else {}
+            scheduler = build(scheduler_cfg, "scheduler", optimizer=optimizer, **runtime)
+            # strict=False: an epoch without validation (check_val_every_n_epoch > 1) keeps the rate.
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch",
+                                                             "monitor": self.cfg.monitor, "strict": False}}
+        steps = self.trainer.estimated_stepping_batches
+        if math.isinf(steps):
+            raise ConfigError(f"scheduler {scheduler_cfg._target_.rsplit('.', 1)[-1]} needs the run's length; set "
+                              "trainer.max_epochs (or use scheduler=plateau or none)")
+        scheduler = build(scheduler_cfg, "scheduler", optimizer=optimizer, total_steps=int(steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -------------------------------------------------------------- checkpoint

@@ -1,9 +1,10 @@
 """Learning-rate schedules built from torch's own schedulers.
 
-Each takes the optimizer and the run's total optimizer steps (known only once the trainer
-has seen the data), which is why the configs are instantiated as partials. The step-wise
-schedules are stepped every optimizer step; ``reduce_on_plateau`` once per validation, on
-the monitored metric (``MultimodalModule.configure_optimizers`` tells them apart by type).
+The step-wise schedules take the optimizer and the run's total optimizer steps (known only
+once the trainer has seen the data), which is why the configs are instantiated as partials,
+and are stepped every optimizer step. ``reduce_on_plateau`` takes a ``mode`` instead (a
+config with a ``mode`` key is metric-driven) and is stepped after each validation on the
+monitored metric (``MultimodalModule.configure_optimizers``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,11 @@ def one_cycle(optimizer: Optimizer, total_steps: int, max_lr_factor: float = 1.0
     return OneCycleLR(optimizer, max_lr=max_lr, total_steps=max(1, total_steps), pct_start=pct_start)
 
 
-def reduce_on_plateau(optimizer: Optimizer, total_steps: int, mode: str = "max", factor: float = 0.5,
-                      patience: int = 2, min_lr: float = 1e-6) -> ReduceLROnPlateau:
+def reduce_on_plateau(optimizer: Optimizer, mode: str = "max", factor: float = 0.5, patience: int = 2,
+                      min_lr: float = 1e-6) -> ReduceLROnPlateau:
     """Multiply the learning rate by ``factor`` when the monitored validation metric has not
     improved for ``patience`` epochs (the schedule of Ludwig and Keras' ReduceLROnPlateau).
 
-    It needs no run length, so it suits training that ends by early stopping; ``total_steps``
-    is accepted for the common signature and not used."""
-    del total_steps
+    It needs no run length, so it suits training that ends by early stopping. ``mode``
+    (``max``/``min``) follows ``monitor_mode`` when the config says ``auto``."""
     return ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)

@@ -151,15 +151,21 @@ def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
     """
     from pytorch_lightning.tuner import Tuner
 
+    if parts.trainer.world_size > 1:
+        raise ConfigError("optimizer.lr=auto runs the learning-rate finder in one process; find the rate with "
+                          "trainer.devices=1 (it is logged as 'inferred optimizer.lr=...') and set optimizer.lr to it")
     with open_dict(cfg):
         cfg.optimizer.lr = LR_FINDER_START  # the finder sets every rate itself; this only lets it build
     quiet = not use_rich_progress(cfg)  # the finder's own tqdm bar would flood a log file
     previous = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1" if quiet else (previous or "")
+    max_epochs = parts.trainer.fit_loop.max_epochs
+    parts.trainer.fit_loop.max_epochs = -1  # the finder's steps may take more epochs than the run has
     try:
         result = Tuner(parts.trainer).lr_find(parts.model, datamodule=parts.datamodule,
                                               num_training=LR_FINDER_STEPS, update_attr=False)
     finally:
+        parts.trainer.fit_loop.max_epochs = max_epochs
         if previous is None:
             os.environ.pop("TQDM_DISABLE")
         else:

@@ -113,6 +113,7 @@ def measure(batch_size: int, overrides: list[str], epochs: int, warmup: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config(
             [f"dataset.batch_size={batch_size}", f"trainer.max_epochs={epochs}", "trainer.limit_val_batches=0",
+             "scheduler=cosine", "callbacks=fixed_epochs", "baseline=none",
              "+trainer.num_sanity_val_steps=0", "progress=plain", *overrides],
             Path(tmp),
         )

@@ -16,6 +16,7 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.accelerator=cpu",
     "progress=plain",
+    "baseline=none",  # the classical baseline has its own tests (tests/e2e/test_quality_defaults.py)
 ]
 
 

@@ -17,8 +17,12 @@ def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
     Logs its cost and result, and warns when the deep model's test value of the monitored
     metric is below the baseline's.
     """
-    result = run_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed, monitor=cfg.monitor,
-                          monitor_mode=cfg.monitor_mode)
+    try:
+        result = run_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed, monitor=cfg.monitor,
+                              monitor_mode=cfg.monitor_mode)
+    except Exception as error:  # the trained model's results must be written whatever the baseline does
+        log.debug("classical baseline failed", exc_info=True)
+        result = {"error": f"{type(error).__name__}: {error}"}
     if "error" in result:
         log.warning("classical baseline skipped: %s", result["error"])
         return result

@@ -8,7 +8,7 @@ import yaml
 from benchmark_layouts import write_affect, write_avmnist, write_mmimdb, write_tiny_vit
 from conftest import read_metrics, run_dirs, run_mmrun
 
-ONE_EPOCH = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "progress=plain"]
+ONE_EPOCH = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "progress=plain", "baseline=none"]
 
 
 def train(cwd, *args) -> dict[str, dict]:

@@ -9,7 +9,7 @@ from mmrun.fusion import FUSIONS
 
 def test_glob_sweep_over_every_fusion_completes(tmp_path):
     args = ["train", "-m", "fusion=glob(*)", "dataset.size=200", "trainer.max_epochs=1",
-            "trainer.accelerator=cpu", "progress=plain"]
+            "trainer.accelerator=cpu", "progress=plain", "baseline=none"]
     result = run_mmrun(args, tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     dirs = run_dirs(tmp_path / "outputs" / "multirun")

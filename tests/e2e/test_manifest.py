@@ -9,7 +9,7 @@ import pytest
 from conftest import read_metrics, run_dirs, run_mmrun
 from manifest_samples import TINY_DATA, make_manifest, make_rows, write_csv
 
-TINY_TRAINING = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "progress=plain"]
+TINY_TRAINING = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "progress=plain", "baseline=none"]
 
 
 def train_args(manifest, cache):

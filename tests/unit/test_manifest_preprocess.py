@@ -143,3 +143,19 @@ def test_categorical_ids_share_one_space_with_zero_for_unknown():
     assert ids.tolist() == [[2, 5], [0, 3], [0, 3]]
     rare = tabular.fit_categorical(["user"], [["u1", "u2", "u1"]], min_frequency=2)
     assert rare["values"] == [["u1"]]
+
+
+def test_spec_mask_hides_one_band_and_one_span_per_sample():
+    torch.manual_seed(0)
+    spectrograms = torch.randn(64, 40, 100) + 5.0  # no zeros before masking
+    masked = augment.mask_spectrograms(spectrograms, 0.2)
+    assert masked.shape == spectrograms.shape
+    zero = masked == 0
+    bands = zero.all(2).sum(1)  # whole bands masked, per sample
+    frames = zero.all(1).sum(1)  # whole frames masked, per sample
+    assert bands.max() <= 0.2 * 40 + 1e-6 and frames.max() <= 0.2 * 100 + 1e-6
+    assert (bands > 0).float().mean() > 0.5 and (frames > 0).float().mean() > 0.5
+    assert torch.equal(masked[~zero], spectrograms[~zero])  # nothing else changes
+    assert augment.AugmentOptions(spec_mask=0.1).active
+    with pytest.raises(ConfigError, match="spec_mask"):
+        augment.AugmentOptions(spec_mask=1.5)

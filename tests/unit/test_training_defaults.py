@@ -1,0 +1,38 @@
+"""The plateau schedule, the default callbacks and the deep-vs-baseline warning."""
+
+from __future__ import annotations
+
+import torch
+from conftest import compose_train
+
+from mmrun.baseline.summary import below_baseline
+from mmrun.schedulers import reduce_on_plateau
+
+
+def test_plateau_schedule_halves_the_rate_after_patience_epochs_without_improvement():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = reduce_on_plateau(optimizer, mode="max", factor=0.5, patience=2)
+    for accuracy in (0.5, 0.6, 0.6, 0.6):  # best at epoch 2, then two epochs without improvement
+        scheduler.step(accuracy)
+    assert optimizer.param_groups[0]["lr"] == 0.1
+    scheduler.step(0.55)
+    assert optimizer.param_groups[0]["lr"] == 0.05
+
+
+def test_default_run_stops_early_with_a_plateau_schedule():
+    cfg = compose_train([])
+    assert "early_stopping" in cfg.callbacks and cfg.callbacks.early_stopping.patience > 0
+    assert cfg.trainer.max_epochs >= 50 and cfg.scheduler._target_.endswith("reduce_on_plateau")
+    assert cfg.baseline == "auto"
+    assert compose_train(["callbacks=fixed_epochs"]).callbacks.early_stopping is None
+
+
+def test_warning_when_the_deep_model_is_below_the_baseline():
+    baseline = {"best": "logistic_regression", "monitor": "val/acc", "monitor_mode": "max",
+                "test": {"test/acc": 0.9}}
+    assert "0.8000 is worse than the classical baseline's 0.9000" in below_baseline({"test/acc": 0.8}, baseline, "max")
+    assert below_baseline({"test/acc": 0.95}, baseline, "max") is None
+    regression = {"best": "ridge", "monitor": "val/mse", "monitor_mode": "min", "test": {"test/mse": 1.0}}
+    assert below_baseline({"test/mse": 2.0}, regression, "min") is not None
+    assert below_baseline({"test/mse": 0.5}, regression, "min") is None
+    assert below_baseline({"test/acc": 0.1}, {"error": "every candidate failed"}, "max") is None
