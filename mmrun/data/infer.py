@@ -6,7 +6,7 @@ decoded, by reading file headers only (Pillow's ``Image.open`` without ``load``,
 
 * ``image.channels``: ``grayscale`` when every image is single-channel (modes 1, L, LA, I,
   F), else ``rgb`` - grey stays grey, colour stays colour;
-* ``image.size``: the native ``[height, width]`` (sides rounded to a multiple of 4) when every
+* ``image.size``: the native ``[height, width]`` (sides rounded up to a multiple of 4) when every
   image shares one and its sides lie in ``[MIN_SIDE, MAX_SIDE]``; otherwise a square side from the distribution (the median
   shorter side, rounded to a multiple of 4, within those bounds);
 * ``audio.sample_rate``: the native rate when the files share one (the most common one
@@ -104,10 +104,10 @@ def infer_image(options, paths: list[str]):
         sizes = Counter((h, w) for _, h, w in headers)
         (height, width), _ = sizes.most_common(1)[0]
         if len(sizes) == 1 and MIN_SIDE <= min(height, width) and max(height, width) <= MAX_SIDE:
-            # Sides rounded to a multiple of 4, so that patch and pooling sizes divide them (28 stays 28).
-            changes["size"] = (4 * round(height / 4), 4 * round(width / 4))
+            # Sides rounded up to a multiple of 4, so that patch and pooling sizes divide them (28 stays 28).
+            changes["size"] = (4 * math.ceil(height / 4), 4 * math.ceil(width / 4))
             why = "the native size of every image" + ("" if changes["size"] == (height, width) else
-                                                      f" ({height}x{width}) rounded to a multiple of 4")
+                                                      f" ({height}x{width}) rounded up to a multiple of 4")
         else:
             side = statistics.median(min(h, w) for _, h, w in headers)
             side = int(min(MAX_SIDE, max(MIN_SIDE, 4 * round(side / 4))))

@@ -94,3 +94,22 @@ def test_manifest_infers_and_eval_reuses_the_training_settings(tmp_path):
     evaluated.setup()
     assert [m.shape for m in evaluated.spec.modalities] == [m.shape for m in trained.spec.modalities]
     assert evaluated.splits["test"]["image"].shape[1:] == torch.Size([3, 12, 16])
+
+
+def test_a_prepared_cache_hit_restores_the_inferred_settings(tmp_path, caplog):
+    manifest = write_csv(tmp_path / "manifest.csv", make_rows(tmp_path, 20))
+    auto = dict(image={"channels": "auto", "size": "auto"}, audio=AUTO_AUDIO, cache_dir=str(tmp_path / "cache"))
+    first = ManifestDataModule(path=str(manifest), **auto)
+    first.setup()
+    with caplog.at_level(logging.INFO, logger="mmrun"):
+        second = ManifestDataModule(path=str(manifest), **auto)
+        second.setup()
+    assert "prepared tensors loaded" in caplog.text and "inferred" not in caplog.text
+    assert second.options["image"] == first.options["image"] and second.options["image"].size == (12, 16)
+    assert second.options["audio"].sample_rate == 8000
+
+
+def test_odd_native_sides_round_to_a_multiple_of_four(tmp_path):
+    write_grey(tmp_path / "a.png", 30, 18)
+    options = infer.infer_image(image.ImageOptions(channels="auto", size="auto"), [str(tmp_path / "a.png")])
+    assert options.size == (32, 20)
