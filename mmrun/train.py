@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import sys
 import time
 import warnings
@@ -149,27 +149,24 @@ def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
     The test trains for ``LR_FINDER_STEPS`` steps with an exponentially growing learning rate,
     restores the initial weights and suggests the rate of the steepest loss descent.
     """
-    from pytorch_lightning.tuner import Tuner
+    from pytorch_lightning.tuner import Tuner, lr_finder
 
     if parts.trainer.world_size > 1:
         raise ConfigError("optimizer.lr=auto runs the learning-rate finder in one process; find the rate with "
                           "trainer.devices=1 (it is logged as 'inferred optimizer.lr=...') and set optimizer.lr to it")
     with open_dict(cfg):
         cfg.optimizer.lr = LR_FINDER_START  # the finder sets every rate itself; this only lets it build
-    quiet = not use_rich_progress(cfg)  # the finder's own tqdm bar would flood a log file
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1" if quiet else (previous or "")
     max_epochs = parts.trainer.fit_loop.max_epochs
     parts.trainer.fit_loop.max_epochs = -1  # the finder's steps may take more epochs than the run has
+    progress_bar = lr_finder.tqdm
+    if not use_rich_progress(cfg):  # the finder's own tqdm bar (not switchable) would flood a log file
+        lr_finder.tqdm = functools.partial(progress_bar, disable=True)
     try:
         result = Tuner(parts.trainer).lr_find(parts.model, datamodule=parts.datamodule,
                                               num_training=LR_FINDER_STEPS, update_attr=False)
     finally:
         parts.trainer.fit_loop.max_epochs = max_epochs
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE")
-        else:
-            os.environ["TQDM_DISABLE"] = previous
+        lr_finder.tqdm = progress_bar
     suggestion = result.suggestion() if result is not None else None
     if suggestion is None or not suggestion > 0:
         log.warning("optimizer.lr=auto: the learning-rate finder found no clear rate; using %g", LR_FINDER_START)

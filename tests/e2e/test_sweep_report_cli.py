@@ -30,7 +30,11 @@ def test_failed_jobs_are_reported_compared_and_rerun(tmp_path):
         assert (root / str(job) / "curves.png").is_file()
         assert (root / str(job) / "confusion_matrix.png").is_file()
     rows = _csv(root / "comparison.csv")
-    assert [(r["fusion"], r["seeds"]) for r in rows] == [("concat", "2")]
+    configurations = [r for r in rows if not r["reference"]]
+    assert [(r["fusion"], r["seeds"]) for r in configurations] == [("concat", "2")]
+    (baseline,) = [r for r in rows if r["reference"]]  # the classical baseline: a reference row, not ranked
+    assert baseline["reference"].startswith("classical baseline (") and baseline["rank"] == ""
+    assert configurations[0]["beats baseline"] in ("True", "False")
     assert "## Failed runs (2)" in (root / "comparison.md").read_text()
 
     compared = run_mmrun(["compare", "sweep", "group_by=[fusion]", "output=again"], tmp_path)
