@@ -36,3 +36,23 @@ def test_warning_when_the_deep_model_is_below_the_baseline():
     assert below_baseline({"test/mse": 2.0}, regression, "min") is not None
     assert below_baseline({"test/mse": 0.5}, regression, "min") is None
     assert below_baseline({"test/acc": 0.1}, {"error": "every candidate failed"}, "max") is None
+
+
+def test_weight_average_horizon_is_bounded_in_epochs():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from mmrun.callbacks import WeightEMA
+    from mmrun.errors import ConfigError
+
+    ema = WeightEMA(decay=0.99, max_epochs=5)
+    ema.on_train_start(SimpleNamespace(num_training_batches=1000, accumulate_grad_batches=1), None)
+    assert ema.step_decay == 0.99  # large data: the per-step decay
+    ema.on_train_start(SimpleNamespace(num_training_batches=2, accumulate_grad_batches=1), None)
+    assert ema.step_decay == pytest.approx(0.9)  # 2 steps per epoch: a 5-epoch (10-step) horizon
+    averaged = ema._average(torch.zeros(3), torch.ones(3), torch.tensor(4))
+    assert torch.allclose(averaged, torch.full((3,), 0.1))
+    with pytest.raises(ConfigError, match="decay"):
+        WeightEMA(decay=1.5)
+    assert compose_train([]).callbacks.weight_averaging._target_ == "mmrun.callbacks.WeightEMA"
