@@ -109,6 +109,16 @@ def baseline_warning(comparison: Comparison) -> str:
             + "; ".join(row.label for row in below))
 
 
+def single_modality_line(comparison: Comparison) -> str:
+    """The best single-modality configuration and which configurations beat it ("" without one)."""
+    single = comparison.best_single_modality
+    if single is None:
+        return ""
+    better = [row for row in comparison.rows[: comparison.rows.index(single)] if row.metric]
+    return (f"best single modality: {single.label}, {comparison.metric} {_mean_std(single.metric)}; "
+            f"{len(better)} configuration(s) rank above it" + (f": {'; '.join(r.label for r in better)}" if better else ""))
+
+
 def write_csv(comparison: Comparison, path: Path) -> None:
     """One line per configuration with unrounded numbers, for pandas or a spreadsheet."""
     m, t = comparison.metric, comparison.test_metric
@@ -180,6 +190,8 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
         lines.append(_markdown_row(reference_cells(reference, comparison)))
         if warning := baseline_warning(comparison):
             lines += ["", f"**Warning:** {warning}."]
+    if single := single_modality_line(comparison):
+        lines += ["", single[0].upper() + single[1:] + "."]
     if comparison.failed:
         lines += ["", f"## Failed runs ({len(comparison.failed)})", "", "| folder | overrides | error |", "|---|---|---|"]
         for run in comparison.failed:

@@ -40,6 +40,8 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
                                                      f"by {comparison.metric} ({comparison.mode})"))
     if warning := formats.baseline_warning(comparison):
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if single := formats.single_modality_line(comparison):
+        console.print(escape(single))
     if comparison.failed:
         console.print(formats.failed_table(comparison))
     console.print(f"report: {output / 'comparison.md'} (+ .csv, comparison.png, learning_curves.png)")

@@ -84,9 +84,23 @@ class Comparison:
         return self.rows[0] if self.rows and self.rows[0].metric else None
 
     @property
+    def best_single_modality(self) -> Row | None:
+        """The best configuration that trains on one modality (``dataset.modalities=[x]``), if any."""
+        single = [row for row in self.rows if row.metric and _modality_count(row) == 1]
+        return single[0] if single else None  # rows are in rank order
+
+    @property
     def below_baseline(self) -> list[Row]:
         """Configurations whose mean does not beat the classical baseline's."""
         return [row for row in self.rows if row.beats_baseline is False]
+
+
+def _modality_count(row: Row) -> int | None:
+    """How many modalities a configuration's ``dataset.modalities`` names (None: not swept)."""
+    value = row.settings.get("dataset.modalities")
+    if value is None or value in ("null", "None"):
+        return None
+    return len([name for name in value.strip("[]").split(",") if name.strip()])
 
 
 def default_metric(runs: list[Run]) -> tuple[str, str]:

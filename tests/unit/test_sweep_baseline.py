@@ -212,3 +212,21 @@ def test_mmrun_compare_builds_the_same_report(tmp_path, capsys):
     assert "classical baseline (logistic_regression)" in compared
     assert compared == (tmp_path / "callback" / "comparison.md").read_text()
     assert "do not beat" in capsys.readouterr().out
+
+
+def test_the_best_single_modality_is_named_with_the_configurations_above_it(tmp_path):
+    values = {"[image,text]": 0.92, "[image]": 0.80, "[text]": 0.70, "null": 0.78}
+    number = 0
+    for modalities, value in values.items():
+        for seed in (1, 2):
+            job(tmp_path / "sweep" / str(number), [f"dataset.modalities={modalities}", f"seed={seed}"],
+                value + 0.01 * seed, seed)
+            number += 1
+    comparison = build(find_runs([tmp_path / "sweep"]))
+    assert comparison.best_single_modality.settings == {"dataset.modalities": "[image]"}
+    write_report([tmp_path / "sweep"], tmp_path / "sweep", console=Console(record=True, width=200))
+    text = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "Best single modality: dataset.modalities=[image], val/acc 0.8150 ± 0.0071; 1 configuration(s) rank" \
+           " above it: dataset.modalities=[image,text]." in text
+    fusions = build(find_runs([make_sweep(tmp_path / "fusions", baseline=False)]))
+    assert fusions.best_single_modality is None  # no dataset.modalities in the sweep: no line
