@@ -188,8 +188,9 @@ def run(cfg: DictConfig) -> float | None:
     from mmrun.plots import ConfusionMatrixPlot, curves_png
     from mmrun.report import git_commit, metrics_table, package_versions, print_table, write_json
 
-    if cfg.get("baseline", "auto") not in ("auto", "none"):
-        raise ConfigError(f"baseline={cfg.baseline} must be auto (a classical baseline in every run) or none")
+    baseline_choice = cfg.get("baseline", "auto")
+    if baseline_choice not in ("auto", "none"):
+        raise ConfigError(f"baseline={baseline_choice} must be auto (a classical baseline in every run) or none")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     parts = build_run(cfg, run_dir, extra_callbacks=(ConfusionMatrixPlot(run_dir / "confusion_matrix.png"),))
     datamodule, model, trainer, tracker = parts.datamodule, parts.model, parts.trainer, parts.tracker
@@ -209,7 +210,7 @@ def run(cfg: DictConfig) -> float | None:
 
     if trainer.is_global_zero:
         baseline = None
-        if cfg.get("baseline", "auto") == "auto":
+        if baseline_choice == "auto":
             from mmrun.baseline.summary import classical_baseline
 
             baseline = classical_baseline(cfg, datamodule, model)

@@ -33,13 +33,15 @@ EPS = 1e-12
 EARLY_STOPPING_ROWS = 500  # fewer training rows: no hold-out, a fixed number of boosting rounds
 
 
+KINDS = {MulticlassTask: "multiclass", BinaryTask: "binary", MultilabelTask: "multilabel",
+         RegressionTask: "regression"}
+
+
 def task_kind(task: Task) -> str:
     """multiclass, binary, multilabel or regression, from the task object's class."""
-    for cls, kind in ((BinaryTask, "binary"), (MultilabelTask, "multilabel"), (RegressionTask, "regression"),
-                      (MulticlassTask, "multiclass")):
-        if isinstance(task, cls):
-            return kind
-    raise TypeError(f"no classical baseline for task {type(task).__name__}")
+    if type(task) not in KINDS:
+        raise TypeError(f"no classical baseline for task {type(task).__name__}")
+    return KINDS[type(task)]
 
 
 def sklearn_target(kind: str, labels: torch.Tensor) -> np.ndarray:

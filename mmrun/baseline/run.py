@@ -31,27 +31,22 @@ def choose_train_rows(labels: torch.Tensor, kind: str, seed: int, max_rows: int)
     n = len(labels)
     if n <= max_rows:
         return None
-    if kind in ("multiclass", "binary"):
+    y = labels.cpu().reshape(-1).long().numpy() if kind in ("multiclass", "binary") else None
+    counts = np.bincount(y) if y is not None else None
+    if counts is not None and counts[counts > 0].min() >= 2:
         from sklearn.model_selection import train_test_split
 
-        y = labels.cpu().reshape(-1).long().numpy()
-        try:
-            chosen, _ = train_test_split(np.arange(n), train_size=max_rows, stratify=y, random_state=seed)
-            return np.sort(chosen)
-        except ValueError:  # a class with a single row cannot be stratified
-            pass
+        chosen, _ = train_test_split(np.arange(n), train_size=max_rows, stratify=y, random_state=seed)
+        return np.sort(chosen)
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
 def resolve_monitor(task, monitor: str | None, mode: str | None) -> tuple[str, str]:
-    """The metric to select on and its direction: the run's when the baseline computes it, else the task's."""
-    if monitor not in {f"val/{name}" for name in task.metrics().keys()}:
-        return task.monitor, task.monitor_mode
-    if mode in ("max", "min"):
+    """The metric to select on and its direction: the run's (resolved by ``mmrun train``) when the
+    baseline computes it, else the task's own (e.g. for ``monitor=val/loss``)."""
+    if monitor in {f"val/{name}" for name in task.metrics().keys()} and mode in ("max", "min"):
         return monitor, mode
-    if monitor == task.monitor:
-        return monitor, task.monitor_mode
-    return monitor, "min" if monitor.endswith(("mae", "mse")) else "max"
+    return task.monitor, task.monitor_mode
 
 
 def run_baseline(splits: dict[str, dict[str, torch.Tensor]], spec, task, seed: int,
@@ -91,19 +86,16 @@ def run_baseline(splits: dict[str, dict[str, torch.Tensor]], spec, task, seed: i
 
 def _run(splits, spec, task, seed: int, max_train_rows: int, monitor: str | None,
          monitor_mode: str | None) -> dict[str, Any]:
-    try:
-        kind = task_kind(task)
-        monitor, mode = resolve_monitor(task, monitor, monitor_mode)
-        labels = {s: splits[s]["label"] for s in SPLITS}
-        total = len(labels["train"])
-        rows = choose_train_rows(labels["train"], kind, seed, max_train_rows)
-        if rows is not None:
-            labels["train"] = labels["train"].cpu()[torch.as_tensor(rows)]
-        blocks = build_blocks(splits, spec, rows)
-        y_train = sklearn_target(kind, labels["train"])
-        views: dict[str, dict[str, Any]] = {"linear": linear_view(blocks, seed)}
-    except Exception as error:  # the deep model's results must never be lost to the baseline
-        return {"error": f"{type(error).__name__}: {error}"}
+    kind = task_kind(task)
+    monitor, mode = resolve_monitor(task, monitor, monitor_mode)
+    labels = {s: splits[s]["label"] for s in SPLITS}
+    total = len(labels["train"])
+    rows = choose_train_rows(labels["train"], kind, seed, max_train_rows)
+    if rows is not None:
+        labels["train"] = labels["train"].cpu()[torch.as_tensor(rows)]
+    blocks = build_blocks(splits, spec, rows)
+    y_train = sklearn_target(kind, labels["train"])
+    views: dict[str, dict[str, Any]] = {"linear": linear_view(blocks, seed)}
 
     results: dict[str, dict[str, Any]] = {}
     for candidate in candidates(kind, seed, len(y_train)):

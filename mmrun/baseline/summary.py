@@ -6,6 +6,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from mmrun.baseline.models import better
 from mmrun.baseline.run import run_baseline
 
 log = logging.getLogger("mmrun")
@@ -45,8 +46,7 @@ def below_baseline(test: dict[str, float], baseline: dict | None, mode: str) -> 
     deep, classical = test.get(metric), baseline["test"].get(metric)
     if deep is None or classical is None:
         return None
-    worse = deep < classical if baseline.get("monitor_mode", mode) == "max" else deep > classical
-    if not worse:
+    if not better(classical, deep, baseline.get("monitor_mode", mode)):
         return None
     return (f"the deep model's {metric} {deep:.4f} is worse than the classical baseline's {classical:.4f} "
             f"({baseline['best']}): it is undertrained or mis-specified for this data; compare before drawing "

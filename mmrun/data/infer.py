@@ -159,16 +159,7 @@ def infer_file_options(options: dict, table: Table, modalities, train_rows: list
     resolved = dict(options)
     for kind, infer in (("image", infer_image), ("audio", infer_audio)):
         columns = [m.columns[0] for m in modalities if m.kind == kind]
-        if columns:
+        if columns:  # a kind the data lacks keeps its settings: nothing decodes with them
             resolved[kind] = infer(options[kind], _training_files(table, columns, train_rows))
-        else:  # no such column: concrete placeholders keep the options valid; nothing reads them
-            resolved[kind] = concrete(options[kind])
     return resolved
-
-
-def concrete(options):
-    """``options`` with any ``auto`` replaced by the dataclass default (for kinds the data lacks)."""
-    defaults = type(options)()
-    return replace(options, **{k: getattr(defaults, k) for k in options.__dataclass_fields__
-                               if getattr(options, k) == AUTO})
 

@@ -154,7 +154,7 @@ class ManifestDataModule(TensorDataModule):
                  "augment": augment}
         self.options = {k: make_options(cls, given[k], k) for k, cls in OPTION_TYPES.items()}
         if fitted is not None and "options" in fitted:  # the settings the training files were decoded with
-            self.options.update({k: make_options(OPTION_TYPES[k], v, k) for k, v in fitted["options"].items()})
+            self._use_options(fitted["options"])
         self.fitted = fitted
         self.row_ids: dict[str, torch.Tensor] = {}
 
@@ -171,10 +171,13 @@ class ManifestDataModule(TensorDataModule):
                      Path(manifest).name, self.cache.folder)
             if prepared.skipped:
                 report_skipped(prepared.skipped)
-            inferred = prepared.spec.extra["fitted"]["options"]
-            self.options.update({k: make_options(OPTION_TYPES[k], v, k) for k, v in inferred.items()})
+            self._use_options(prepared.spec.extra["fitted"]["options"])
         self.row_ids = prepared.row_ids
         return prepared.splits, prepared.spec
+
+    def _use_options(self, saved: dict[str, dict]) -> None:
+        """Take the resolved image/audio settings a build recorded (checkpoint or prepared cache)."""
+        self.options.update({kind: make_options(OPTION_TYPES[kind], values, kind) for kind, values in saved.items()})
 
     def _settings(self) -> dict[str, Any]:
         """Every setting the build reads besides the manifest and its files (the prepared-cache key)."""

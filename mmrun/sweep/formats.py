@@ -142,7 +142,7 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 ";".join(str(r.path) for r in row.runs),
             ]
             if reference:
-                values += [row.beats_baseline, row.baseline, ""]
+                values += [_beats(row), row.baseline, ""]
             writer.writerow(["" if v is None else v for v in values])
         if reference:  # not ranked: no rank, no test
             s, ts = reference.metric, reference.test_metric

@@ -34,7 +34,7 @@ def test_failed_jobs_are_reported_compared_and_rerun(tmp_path):
     assert [(r["fusion"], r["seeds"]) for r in configurations] == [("concat", "2")]
     (baseline,) = [r for r in rows if r["reference"]]  # the classical baseline: a reference row, not ranked
     assert baseline["reference"].startswith("classical baseline (") and baseline["rank"] == ""
-    assert configurations[0]["beats baseline"] in ("True", "False")
+    assert configurations[0]["beats baseline"] in ("yes", "no")
     assert "## Failed runs (2)" in (root / "comparison.md").read_text()
 
     compared = run_mmrun(["compare", "sweep", "group_by=[fusion]", "output=again"], tmp_path)

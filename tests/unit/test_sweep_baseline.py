@@ -91,7 +91,7 @@ def test_report_shows_the_reference_row_flags_and_warning(tmp_path):
     fields, rows = read_csv(output / "comparison.csv")
     assert fields == OLD_CSV_FIELDS + ["beats baseline", "baseline val/acc mean", "reference"]
     assert [r["rank"] for r in rows] == ["1", "2", "3", ""]  # the reference has no rank
-    assert [r["beats baseline"] for r in rows] == ["True", "True", "False", ""]
+    assert [r["beats baseline"] for r in rows] == ["yes", "yes", "no", ""]
     assert float(rows[2]["baseline val/acc mean"]) == pytest.approx(0.80)
     reference = rows[3]
     assert reference["reference"] == "classical baseline (logistic_regression)"
