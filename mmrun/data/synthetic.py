@@ -120,7 +120,7 @@ class SyntheticDataModule(TensorDataModule):
             multilabel); standard deviation of target noise (regression).
         missing_rate: probability that a modality is absent from a sample.
         task: classification, multilabel or regression.
-        modalities: which of audio, image, tabular, text to serve.
+        modalities: which of audio, image, tabular, text to serve (None: all four).
         splits: train/val/test fractions.
         data_seed: seed of the generated data (separate from the training seed).
         batch_size, eval_batch_size, seed, on_device, device_memory_fraction: see
@@ -134,7 +134,7 @@ class SyntheticDataModule(TensorDataModule):
         noise: float = 0.05,
         missing_rate: float = 0.0,
         task: str = "classification",
-        modalities: list[str] | tuple[str, ...] = ALL_MODALITIES,
+        modalities: list[str] | tuple[str, ...] | None = ALL_MODALITIES,
         splits: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
         data_seed: int = 0,
         batch_size: int = 128,
@@ -144,6 +144,7 @@ class SyntheticDataModule(TensorDataModule):
         device_memory_fraction: float = 0.5,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, on_device, device_memory_fraction)
+        modalities = ALL_MODALITIES if modalities is None else modalities  # null = all, as for a manifest
         unknown = sorted(set(modalities) - set(ALL_MODALITIES))
         if unknown or not modalities:
             raise ConfigError(

@@ -70,3 +70,11 @@ def test_subset_and_variants():
 def test_bad_options_are_refused(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         SyntheticDataModule(size=100, **kwargs)
+
+
+def test_null_modalities_means_all_four():
+    from mmrun.data.synthetic import ALL_MODALITIES, SyntheticDataModule
+
+    datamodule = SyntheticDataModule(size=40, batch_size=8, modalities=None)
+    datamodule.setup()
+    assert datamodule.spec.modality_names == sorted(ALL_MODALITIES)
