@@ -125,7 +125,7 @@ class WeightEMA(WeightAveraging):
         max_epochs: the longest horizon, in epochs.
     """
 
-    def __init__(self, decay: float = 0.99, max_epochs: float = 5.0) -> None:
+    def __init__(self, decay: float = 0.99, max_epochs: float = 1.0) -> None:
         if not 0.0 < decay < 1.0 or max_epochs <= 0:
             raise ConfigError(f"callbacks.weight_averaging: decay={decay} must be in (0, 1) and "
                               f"max_epochs={max_epochs} positive")
