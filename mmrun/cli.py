@@ -20,6 +20,8 @@ PLAIN_COMMANDS = {
     "compare": ("mmrun.compare", "compare run or sweep folders: mmrun compare DIR [DIR ...] group_by=[fusion]"),
 }
 HYDRA_INFO_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+# Info flags that compose the config the overrides describe, so a bad option is refused in one line.
+COMPOSING_INFO_FLAGS = {"--cfg", "-c"}
 MULTIRUN_FLAGS = {"-m", "--multirun"}
 # Hydra runs one of these modes per command line.
 EXCLUSIVE_MODES = (MULTIRUN_FLAGS, {"--cfg", "-c"}, {"--info", "-i"}, {"--shell-completion", "-sc"})
@@ -78,10 +80,14 @@ def run_command(command: str, args: list[str]) -> int:
         raise ConfigError(f"{shown} cannot be combined (Hydra runs one mode per command); "
                           f"to see a sweep job's config, drop -m and keep its overrides")
     args = ddp_child_args(args)
+    if command == "train":
+        from mmrun.resume import resume_args
+
+        args = resume_args(args, overrides_of(args))
     positional = set(overrides_of(args))
     normalised = normalise_overrides([a for a in args], config_name)
     args = [new if old in positional else old for old, new in zip(args, normalised)]
-    if not HYDRA_INFO_FLAGS.intersection(args):
+    if not (HYDRA_INFO_FLAGS - COMPOSING_INFO_FLAGS).intersection(args):
         check_overrides(overrides_of(args), config_name, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     module = importlib.import_module(module_name)
     run_hydra(module.run, str(conf_dir()), config_name, args)

@@ -27,3 +27,16 @@ class CheckpointError(MmrunError):
 
 class FusionError(ConfigError):
     """A fusion method cannot work with the modalities it was given."""
+
+
+class TrainingDiverged(MmrunError):
+    """The training loss became NaN or infinite (a learning rate too high, or NaN in the data)."""
+
+    exit_code = 3
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(
+            f"training diverged: the loss became {loss} at epoch {epoch}, step {step}; lower optimizer.lr "
+            f"(e.g. by 10x), set trainer.gradient_clip_val=1.0, or check the data for NaN or huge values"
+        )
+        self.epoch, self.step = epoch, step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import subprocess
 from importlib import metadata
@@ -38,10 +39,28 @@ def git_commit(directory: str | Path) -> str | None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees half a file."""
+    """Write strict JSON atomically: a reader never sees half a file, nor a bare NaN.
+
+    NaN and infinite numbers (not JSON) are written as null, and a ``notes`` list names them.
+    """
+    notes: list[str] = []
+    clean = _finite(data, "", notes)
+    if notes:
+        clean["notes"] = [*clean.get("notes", []), *notes]
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(clean, indent=2, sort_keys=False, allow_nan=False) + "\n")
     tmp.replace(path)
+
+
+def _finite(value: Any, key: str, notes: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{key}.{k}" if key else str(k), notes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, f"{key}[{i}]", notes) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        notes.append(f"{key} was {value}, written as null")
+        return None
+    return value
 
 
 def metrics_table(title: str, sections: dict[str, dict[str, float]]) -> Table:

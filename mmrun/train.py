@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 import time
 import warnings
@@ -94,7 +95,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import RichProgressBar
 
-    from mmrun.callbacks import BestValidationTracker, EpochLogger
+    from mmrun.callbacks import BestValidationTracker, DivergenceGuard, EpochLogger, RandomState, TrainingOrder
     from mmrun.memory import reset_peak_memory
     from mmrun.model import MultimodalModule, build
 
@@ -116,7 +117,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
     callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     epochs = EpochLogger()
-    callbacks += [tracker, epochs, *extra_callbacks]
+    callbacks += [tracker, epochs, RandomState(), TrainingOrder(), DivergenceGuard(), *extra_callbacks]
     rich_bar = use_rich_progress(cfg)
     if rich_bar:
         callbacks.append(RichProgressBar(refresh_rate=5, leave=True))
@@ -179,28 +180,65 @@ def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """Train one model as configured and return the best monitored validation value."""
+    """Train one model as configured and return the best monitored validation value.
+
+    A run ends in one of four states, written to metrics.json: completed; interrupted by a
+    stop signal (resumable: ``mmrun train resume=<run dir>``); diverged (the loss became NaN);
+    or failed (any other error, recorded by a sweep).
+    """
     from hydra.core.hydra_config import HydraConfig
 
+    from mmrun import interruption, outcome
+    from mmrun.errors import TrainingDiverged
+
+    baseline_choice = cfg.get("baseline", "auto")
+    if baseline_choice not in ("auto", "none"):
+        raise ConfigError(f"baseline={baseline_choice} must be auto (a classical baseline in every run) or none")
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+").startswith("resume=")]
+    progress = outcome.Progress()
+    with interruption.watch_signals():
+        try:
+            return _train(cfg, run_dir, overrides, baseline_choice, progress)
+        except interruption.RunInterrupted as stop:
+            outcome.write_interrupted(run_dir, overrides, cfg, progress, stop)
+            raise
+        except TrainingDiverged as error:
+            outcome.write_diverged(run_dir, overrides, cfg, progress, error)
+            raise
+
+
+def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice: str, progress) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from mmrun import interruption
     from mmrun.checkpoint import load_checkpoint
     from mmrun.distributed import job_scope
     from mmrun.memory import peak_memory_mb
     from mmrun.plots import ConfusionMatrixPlot, curves_png
     from mmrun.report import git_commit, metrics_table, package_versions, print_table, write_json
 
-    baseline_choice = cfg.get("baseline", "auto")
-    if baseline_choice not in ("auto", "none"):
-        raise ConfigError(f"baseline={baseline_choice} must be auto (a classical baseline in every run) or none")
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    resume = cfg.get("resume")
+    if resume and cfg.optimizer.get("lr") == "auto":  # the rate found when the run started
+        with open_dict(cfg):
+            cfg.optimizer.lr = load_checkpoint(resume)["mmrun"]["config"]["optimizer"]["lr"]
     parts = build_run(cfg, run_dir, extra_callbacks=(ConfusionMatrixPlot(run_dir / "confusion_matrix.png"),))
     datamodule, model, trainer, tracker = parts.datamodule, parts.model, parts.trainer, parts.tracker
+    progress.trainer = trainer
     parameters = model.count_parameters()
 
     with job_scope(HydraConfig.get().overrides.task, str(run_dir)):
         if cfg.optimizer.get("lr") == "auto":
             find_learning_rate(cfg, parts)
+        if resume:
+            log.info("resuming from %s", resume)
         fit_started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
+        with interruption.deferred():
+            try:
+                trainer.fit(model, datamodule=datamodule, ckpt_path=resume or None, weights_only=True)
+            except SIGTERMException:  # Lightning stopped inside validation; last.ckpt is the epoch before
+                raise interruption.RunInterrupted(signal.SIGTERM) from None
         train_time = time.perf_counter() - fit_started
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best_path:
@@ -228,7 +266,8 @@ def run(cfg: DictConfig) -> float | None:
             "train_time_s": round(train_time, 3),
             "parameters": parameters,
             "seed": cfg.seed,
-            "overrides": list(HydraConfig.get().overrides.task),
+            "overrides": overrides,
+            "resumed_from": resume or None,
             "checkpoints": {
                 "best": str(Path(best_path).resolve()) if best_path else None,
                 "last": str((run_dir / "checkpoints" / "last.ckpt").resolve())

@@ -1,4 +1,8 @@
-"""Callbacks of mmrun: the best-epoch tracker, the plain epoch log and the weight average."""
+"""What a run reports as it trains: the best-epoch tracker, the plain epoch log, a start marker.
+
+The tracker and the epoch log keep their state in checkpoints, so a resumed run reports the
+whole run, not only the part after the resume.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,6 @@ import math
 import time
 
 import pytorch_lightning as pl
-import torch
-from pytorch_lightning.callbacks import WeightAveraging
-
-from mmrun.errors import ConfigError
 
 log = logging.getLogger("mmrun")
 
@@ -40,6 +40,12 @@ class BestValidationTracker(pl.Callback):
         if better:
             self.best = current
             self.best_epoch = trainer.current_epoch
+
+    def state_dict(self) -> dict:
+        return {"best": dict(self.best), "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = dict(state["best"]), state["best_epoch"]
 
 
 class EpochLogger(pl.Callback):
@@ -71,6 +77,12 @@ class EpochLogger(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.samples += len(batch["present"])
+
+    def state_dict(self) -> dict:
+        return {"epoch_times": list(self.epoch_times), "samples": self.samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_times, self.samples = list(state["epoch_times"]), int(state["samples"])
 
     def samples_per_second(self, world_size: int) -> float | None:
         seconds = sum(self.epoch_times)
@@ -107,36 +119,3 @@ class FirstStepMarker(pl.Callback):
         if not self.printed:
             print(self.marker, flush=True)
             self.printed = True
-
-
-class WeightEMA(WeightAveraging):
-    """Exponential moving average of the weights and BatchNorm statistics, updated every step,
-    with a horizon that is bounded in epochs as well as in steps (Polyak and Juditsky, "Acceleration
-    of Stochastic Approximation by Averaging", SIAM J. Control Optim. 1992).
-
-    ``averaged = d * averaged + (1 - d) * current`` with ``d = min(decay, 1 - 1 / (max_epochs *
-    steps_per_epoch))``: ``decay`` sets the horizon (about ``1 / (1 - decay)`` steps) on large data;
-    on a table so small that an epoch is a few steps, ``max_epochs`` keeps the average from
-    lagging the model by dozens of epochs. Lightning's ``WeightAveraging`` swaps the average in
-    for validation, checkpoints and the end of training.
-
-    Args:
-        decay: the per-step decay on large data.
-        max_epochs: the longest horizon, in epochs.
-    """
-
-    def __init__(self, decay: float = 0.99, max_epochs: float = 1.0) -> None:
-        if not 0.0 < decay < 1.0 or max_epochs <= 0:
-            raise ConfigError(f"callbacks.weight_averaging: decay={decay} must be in (0, 1) and "
-                              f"max_epochs={max_epochs} positive")
-        super().__init__(avg_fn=self._average)
-        self.decay = decay
-        self.max_epochs = max_epochs
-        self.step_decay = decay
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        steps = max(1, int(trainer.num_training_batches) // max(1, trainer.accumulate_grad_batches))
-        self.step_decay = min(self.decay, 1.0 - 1.0 / max(1.0, self.max_epochs * steps))
-
-    def _average(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        return averaged + (current - averaged) * (1.0 - self.step_decay)

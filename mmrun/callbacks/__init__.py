@@ -1,0 +1,10 @@
+"""Lightning callbacks of mmrun, by job: reporting progress, averaging weights, making runs
+resumable, stopping diverged runs. Config files name them as ``mmrun.callbacks.<Name>``."""
+
+from mmrun.callbacks.averaging import WeightEMA
+from mmrun.callbacks.divergence import DivergenceGuard
+from mmrun.callbacks.progress import BestValidationTracker, EpochLogger, FirstStepMarker
+from mmrun.callbacks.resume import LastCheckpoint, RandomState, TrainingOrder
+
+__all__ = ["BestValidationTracker", "DivergenceGuard", "EpochLogger", "FirstStepMarker", "LastCheckpoint",
+           "RandomState", "TrainingOrder", "WeightEMA"]

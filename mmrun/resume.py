@@ -1,0 +1,82 @@
+"""``mmrun train resume=<run dir | checkpoint>``: continue a stopped run in its own folder.
+
+The command line is rewritten before Hydra sees it: the run's own overrides (from
+``<run dir>/.hydra/overrides.yaml``) compose the same config again, ``hydra.run.dir`` points
+at the run's folder (so metrics.json, the log and the checkpoints land where they were), and
+``resume`` names the checkpoint that ``mmrun.train`` hands to Lightning. Overrides given next
+to ``resume=`` replace the run's own (e.g. ``trainer.max_epochs=10``). The run starts from
+the folder it was first started in, so relative data paths mean what they meant then.
+Imports neither torch nor Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from mmrun.errors import ConfigError
+
+KEY = "resume"
+LAST = Path("checkpoints") / "last.ckpt"
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def locate(value: str) -> tuple[Path, Path]:
+    """``(run dir, checkpoint)`` for ``resume=<run dir | checkpoint file>``."""
+    path = Path(value).expanduser().resolve()
+    if path.is_dir():
+        run_dir, checkpoint = path, path / LAST
+        if not checkpoint.is_file():
+            raise ConfigError(f"resume={value}: {checkpoint} does not exist; the run stopped before its first epoch "
+                              f"ended (or kept no checkpoints), so start it again without resume")
+    elif path.is_file():
+        run_dir, checkpoint = (path.parent.parent if path.parent.name == "checkpoints" else path.parent), path
+    else:
+        raise ConfigError(f"resume={value} is neither a run folder nor a checkpoint; pass the folder of a stopped "
+                          f"run, e.g. resume=outputs/<date>/<time>")
+    if not (run_dir / ".hydra" / "overrides.yaml").is_file():
+        raise ConfigError(f"resume={value}: {run_dir} is not an mmrun run folder (no .hydra/overrides.yaml); pass "
+                          f"the folder mmrun train wrote")
+    summary = run_dir / "metrics.json"
+    if summary.is_file():
+        status = json.loads(summary.read_text() or "{}").get("status")
+        if status == "completed":
+            raise ConfigError(f"resume={value}: the run in {run_dir} already completed; there is nothing to resume")
+    return run_dir, checkpoint
+
+
+def resume_args(args: list[str], positional: list[str]) -> list[str]:
+    """The command line that resumes the run named by ``resume=`` in ``args`` (unchanged without it)."""
+    from omegaconf import OmegaConf
+
+    given = [a for a in positional if _key(a) == KEY]
+    value = given[-1].split("=", 1)[1] if given else ""
+    if value in ("", "null"):
+        return args
+    if {"-m", "--multirun"} & set(args):
+        raise ConfigError("resume= continues one run; to finish an interrupted sweep, run the same sweep command "
+                          "again with hydra.sweep.dir=<its folder>: finished jobs are reused, stopped ones resume")
+    run_dir, checkpoint = locate(value)
+    ours = {_key(a) for a in positional if _key(a) != KEY}
+    saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    kept = [o for o in saved if _key(o) not in ours and _key(o) != KEY]
+    rest = [a for a in args if a not in given]
+    _start_where_it_started(run_dir)
+    extra = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f'hydra.run.dir="{run_dir}"']
+    return [*kept, *rest, f'{KEY}="{checkpoint}"', *extra]
+
+
+def _start_where_it_started(run_dir: Path) -> None:
+    """Change to the folder the run was started in (Hydra records it), if it still exists."""
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml") if (run_dir / ".hydra" / "hydra.yaml").is_file() else {}
+    started = OmegaConf.select(hydra, "hydra.runtime.cwd", default=None) if hydra else None
+    if started and Path(started).is_dir() and Path(started).resolve() != Path.cwd().resolve():
+        print(f"mmrun: resuming in {started}, the folder the run was started in", file=sys.stderr)
+        os.chdir(started)
