@@ -4,6 +4,11 @@ Relative paths resolve against the manifest's folder. Each file is decoded at mo
 cache key (in this process, without worker processes: the machine's cores go to training);
 the result records, per row, whether the file is missing (empty cell or no such file) and
 why a file that exists could not be decoded.
+
+The key names each file by its fingerprint (``mmrun.data.cache.file_fingerprint``). With
+``dataset.cache_check=content`` a hashed file stands in the key as its hash and its cell as
+written, not its resolved path, so a copy of the data in another place (same relative paths,
+same bytes) finds the entries decoded from the original.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from mmrun.data.cache import TensorCache, cache_key, file_fingerprint
+from mmrun.data.cache import TensorCache, cache_key, hashed
 from mmrun.data.preprocess import DecodeError
 from mmrun.data.table import Table
 
@@ -28,8 +33,8 @@ log = logging.getLogger("mmrun")
 class DecodedColumn:
     """Decoded files of one column: ``data [N, ...]`` (zeros where unusable), per-row status.
 
-    ``files`` holds the fingerprint (``[path, size, mtime_ns]``, or None for an empty cell) of
-    each row's file, as used in the cache key, so that later caches can check them again.
+    ``files`` holds the fingerprint (``mmrun.data.cache.file_fingerprint``, or None for an
+    empty cell) of each row's file, so that later caches can check them again.
     """
 
     data: torch.Tensor
@@ -67,8 +72,9 @@ def decode_column(
     base = table.path.resolve().parent
     cells = [row[column] for row in table.rows]
     paths = [resolve_path(c, base) if c is not None else None for c in cells]
-    fingerprints = [file_fingerprint(p) if p is not None else None for p in paths]
-    key = cache_key({"options": options, "shape": list(shape), "files": fingerprints})  # not the column name
+    fingerprints = [cache.fingerprint(p) if p is not None else None for p in paths]
+    named = [[c, f[1]] if f is not None and hashed(f) else f for c, f in zip(cells, fingerprints)]
+    key = cache_key({"options": options, "shape": list(shape), "files": named})  # not the column name
     payload = cache.load(key)
     if payload is not None:
         return DecodedColumn.from_payload(payload, fingerprints), True

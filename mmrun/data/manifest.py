@@ -60,7 +60,7 @@ from mmrun.data.preprocess.text import TextOptions
 from mmrun.data.spec import DataSpec
 from mmrun.data.table import Table, read_table
 from mmrun.data.tensor_datamodule import SPLITS, TensorDataModule
-from mmrun.data.validation import Problems, report_skipped, resolve
+from mmrun.data.validation import Problems, report_skipped, require_every_split, resolve
 from mmrun.errors import ConfigError, DataError
 
 log = logging.getLogger("mmrun")
@@ -99,6 +99,9 @@ class ManifestDataModule(TensorDataModule):
         cache: keep decoded image and audio tensors, and the prepared result of the whole
             build, in the cache folder.
         cache_dir: the cache folder (null = ``$MMRUN_CACHE_DIR`` or ``~/.cache/mmrun``).
+        cache_check: how a cached file is known to be unchanged: ``stat`` (size, mtime and
+            ctime) or ``content`` (a hash of its bytes: slower, but reused across copies of
+            the data); see ``mmrun.data.cache.file_fingerprint``.
         image, audio, text, tabular, categorical, augment: preprocessing options (see
             ``mmrun.data.preprocess``).
         fitted: preprocessing state from a checkpoint (``spec.extra["fitted"]``): use it
@@ -121,6 +124,7 @@ class ManifestDataModule(TensorDataModule):
         allow_missing: bool = False,
         cache: bool = True,
         cache_dir: str | None = None,
+        cache_check: str = "stat",
         image: dict | None = None,
         audio: dict | None = None,
         text: dict | None = None,
@@ -149,7 +153,7 @@ class ManifestDataModule(TensorDataModule):
         self.wanted = list(modalities) if modalities is not None else None
         self.on_error = on_error
         self.allow_missing = allow_missing
-        self.cache = TensorCache((cache_dir or default_cache_dir()) if cache else None)
+        self.cache = TensorCache((cache_dir or default_cache_dir()) if cache else None, cache_check)
         given = {"image": image, "audio": audio, "text": text, "tabular": tabular, "categorical": categorical,
                  "augment": augment}
         self.options = {k: make_options(cls, given[k], k) for k, cls in OPTION_TYPES.items()}
@@ -211,7 +215,8 @@ class ManifestDataModule(TensorDataModule):
         keep = torch.tensor([i not in dropped for i in range(len(table.rows))])
         split_index = {s: torch.tensor([i for i, sp in enumerate(split_of) if sp == s and keep[i]], dtype=torch.long)
                        for s in SPLITS}
-        self._check_split_sizes(table, split_index)
+        if self.fitted is None:  # evaluation may use any split, even a manifest without training rows
+            require_every_split(table, plan.split, {s: len(i) for s, i in split_index.items()}, len(dropped))
 
         states = self.fitted["preprocess"] if self.fitted else {
             name: reader.fit(split_index["train"][present[split_index["train"], i]])
@@ -292,17 +297,6 @@ class ManifestDataModule(TensorDataModule):
             result[row] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
         return result
 
-    def _check_split_sizes(self, table: Table, split_index: dict[str, torch.Tensor]) -> None:
-        if self.fitted is not None:
-            return  # evaluation may use any split, even a manifest without training rows
-        empty = [s for s in SPLITS if len(split_index[s]) == 0]
-        if empty:
-            raise DataError(
-                f"{table.name}: no usable rows in the {', '.join(empty)} split(s) "
-                f"({', '.join(f'{s} {len(i)}' for s, i in split_index.items())}); add rows with split=<name>, or "
-                f"drop the split column (or set dataset.split_column=null) to split by dataset.splits fractions"
-            )
-
     # ------------------------------------------------------------- row checks
     def _check_modalities(self, table: Table, readers: dict[str, Reader], problems: Problems) -> torch.Tensor:
         """Record the modalities' problems and return ``present [N, M]``."""
@@ -326,7 +320,9 @@ class ManifestDataModule(TensorDataModule):
         kind = label_rules.infer_kind([v for v in values if v is not None], self.task)
         good_train = [v for i, (v, s) in enumerate(zip(values, split_of))
                       if s == "train" and v is not None and i not in problems.rows]
-        return kind, label_rules.fit_classes(good_train, kind)
+        classes = label_rules.fit_classes(good_train, kind)
+        label_rules.require_classes(classes, kind, f"{table.name}: the label column {plan.label!r}")
+        return kind, classes
 
     # ---------------------------------------------------------- augmentation
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:

@@ -176,9 +176,11 @@ def test_a_cached_build_writes_its_skipped_rows_again(tmp_path, monkeypatch):
 
 
 def test_file_fingerprints_survive_packing():
-    fingerprints = [["/data/a.png", 10, 1_700_000_000_123_456_789], ["/data/missing.wav", None, None]]
-    assert prepared.unpack_fingerprints(prepared.pack_fingerprints(fingerprints)) == fingerprints
-    assert prepared.unpack_fingerprints(prepared.pack_fingerprints([])) == []
+    fingerprints = [["/data/a.png", 10, 1_700_000_000_123_456_789, 1_700_000_000_987_654_321],  # stat
+                    ["/data/b.png", "0f" * 16], ["/data/missing.wav", None]]  # content hash, no such file
+    for files_read in (fingerprints, []):
+        made = prepared.PreparedManifest({}, DataSpec((), "binary", 1), {}, None, files_read)
+        assert prepared.PreparedManifest.from_payload(made.to_payload()).files == files_read
 
 
 def test_fraction_split_forced_regression_and_multilabel(tmp_path):

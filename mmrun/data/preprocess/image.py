@@ -2,7 +2,8 @@
 
 Decoding (cached) gives ``uint8 [C, H, W]``: the file is fully loaded (so a truncated or
 corrupt file fails here, not in the middle of training), rotated by its EXIF orientation,
-converted to RGB or grayscale and brought to ``size`` by one of three ``resize`` modes:
+brought to 8 bits if it has more (``to_8bit``), converted to RGB or grayscale and brought to
+``size`` by one of three ``resize`` modes:
 ``crop`` (scale the shorter side, centre-crop), ``pad`` (scale the longer side, pad with
 black) or ``stretch`` (ignore the aspect ratio). ``transform`` gives ``float [C, H, W]``
 standardised per channel with the training split's mean and standard deviation.
@@ -25,6 +26,10 @@ from mmrun.errors import ConfigError
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CHANNELS = {"rgb": ("RGB", 3), "grayscale": ("L", 1)}
 RESIZE_MODES = ("crop", "pad", "stretch")
+# Pillow's single-channel modes deeper than 8 bits, with the value ranges (low, high) they are
+# read as, the first that holds every pixel; an image that fits none is scaled by its own range.
+DEEP_RANGES = {**dict.fromkeys(("I;16", "I;16B", "I;16L", "I;16N"), ((0, 65535),)),
+               "I": ((0, 255), (0, 65535)), "F": ((0, 1),)}
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,27 @@ class ImageOptions:
         return (CHANNELS[self.channels][1], *self.size)
 
 
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or float image as ``L``, its range mapped onto 0..255; others unchanged.
+
+    Pillow's own conversion clips these modes to 0..255, so a 16-bit PNG turns white. The scale
+    is the value range of the format (``DEEP_RANGES``), not of each image, so that brightness
+    stays comparable across images: ``I;16`` is 0..65535 (65535 -> 255, 32768 -> 128). ``I``
+    (32-bit integers, what older Pillow opens 16-bit PNGs as) is read as 8-bit when every value
+    fits, as Pillow reads it, else as 16-bit; ``F`` (float) as 0..1, the usual convention. An
+    image outside these ranges (negative, wider than 16 bits, float beyond 0..1) has no known
+    scale and is mapped from its own minimum and maximum.
+    """
+    ranges = DEEP_RANGES.get(image.mode)
+    if ranges is None:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    lowest, highest = float(values.min()), float(values.max())
+    low, high = next(((a, b) for a, b in ranges if a <= lowest and highest <= b), (lowest, highest))
+    scaled = (values - low) * 255.0 / (high - low) if high > low else np.zeros_like(values)  # flat: no range
+    return Image.fromarray(np.rint(scaled).astype(np.uint8))
+
+
 def decode(path: str, options: ImageOptions) -> torch.Tensor:
     """Load one image file as ``uint8 [C, H, W]``; raise ``DecodeError`` when it is unusable."""
     mode, _ = CHANNELS[options.channels]
@@ -65,7 +91,7 @@ def decode(path: str, options: ImageOptions) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image.load()
-            image = ImageOps.exif_transpose(image).convert(mode)
+            image = to_8bit(ImageOps.exif_transpose(image)).convert(mode)
     except UnidentifiedImageError:
         raise DecodeError("not an image Pillow can read (corrupt file or wrong extension)") from None
     except Exception as error:  # Pillow's decoders raise many types for broken files
