@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     quiet_lightning()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     checkpoint = load_checkpoint(cfg.ckpt_path)
-    model = model_from_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, cfg.ckpt_path)
     data_cfg, changed = dataset_config(checkpoint["mmrun"]["config"]["dataset"], cfg.get("dataset"))
     split = cfg.split if cfg.split != "auto" else ("all" if "path" in changed else "test")
     if cfg.batch_size:

@@ -213,7 +213,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from mmrun import interruption
-    from mmrun.checkpoint import load_checkpoint
+    from mmrun.checkpoint import read_checkpoint
     from mmrun.distributed import job_scope
     from mmrun.memory import peak_memory_mb
     from mmrun.plots import ConfusionMatrixPlot, curves_png
@@ -222,7 +222,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
     resume = cfg.get("resume")
     if resume and cfg.optimizer.get("lr") == "auto":  # the rate found when the run started
         with open_dict(cfg):
-            cfg.optimizer.lr = load_checkpoint(resume)["mmrun"]["config"]["optimizer"]["lr"]
+            cfg.optimizer.lr = read_checkpoint(resume)["mmrun"]["config"]["optimizer"]["lr"]
     parts = build_run(cfg, run_dir, extra_callbacks=(ConfusionMatrixPlot(run_dir / "confusion_matrix.png"),))
     datamodule, model, trainer, tracker = parts.datamodule, parts.model, parts.trainer, parts.tracker
     progress.trainer = trainer
@@ -242,7 +242,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
         train_time = time.perf_counter() - fit_started
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best_path:
-            model.load_state_dict(load_checkpoint(best_path)["state_dict"])
+            model.load_state_dict(read_checkpoint(best_path)["state_dict"])  # this run's own file
         test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     test = {k: float(v) for k, v in test.items() if k.startswith("test/")}
 

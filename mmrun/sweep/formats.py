@@ -193,10 +193,11 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
     if single := single_modality_line(comparison):
         lines += ["", single[0].upper() + single[1:] + "."]
     if comparison.failed:
-        lines += ["", f"## Failed runs ({len(comparison.failed)})", "", "| folder | overrides | error |", "|---|---|---|"]
+        lines += ["", f"## Runs that did not complete ({len(comparison.failed)})", "",
+                  "| folder | overrides | status | detail |", "|---|---|---|---|"]
         for run in comparison.failed:
             overrides = " ".join(f"{k}={v}" for k, v in run.overrides.items())
-            lines.append(f"| {run.path} | `{overrides}` | {run.error.replace('|', '/')} |")
+            lines.append(f"| {run.path} | `{overrides}` | {run.status} | {run.error.replace('|', '/')} |")
     for section in extra_sections:
         lines += ["", section]
     return "\n".join(lines) + "\n"
@@ -217,9 +218,11 @@ def rich_table(comparison: Comparison, title: str) -> Table:
 
 
 def failed_table(comparison: Comparison) -> Table:
-    table = Table(title=f"failed runs ({len(comparison.failed)})", title_justify="left", title_style="bold red")
+    table = Table(title=f"runs that did not complete ({len(comparison.failed)})", title_justify="left",
+                  title_style="bold red")
     table.add_column("folder")
-    table.add_column("error")
+    table.add_column("status")
+    table.add_column("detail")
     for run in comparison.failed:
-        table.add_row(escape(str(run.path)), escape(run.error))
+        table.add_row(escape(str(run.path)), run.status, escape(run.error))
     return table

@@ -59,8 +59,8 @@ def _search_section(folder: Path, runs: list[Run], comparison: Comparison, outpu
     from omegaconf import OmegaConf
 
     results = OmegaConf.to_container(OmegaConf.load(folder / OPTUNA_RESULTS))
-    trials = sorted((r for r in runs if r.path.parent == folder.resolve() and r.path.name.isdigit()),
-                    key=lambda r: int(r.path.name))
+    trials = sorted((r for r in runs if r.path.parent == folder.resolve() and r.job_number is not None),
+                    key=lambda r: r.job_number)
     history = output / "optimisation_history.png"
     plots.optimisation_history_png([r.value(comparison.metric) for r in trials], comparison.mode,
                                    comparison.metric, history)

@@ -39,11 +39,21 @@ class Run:
     overrides: dict[str, str] = field(default_factory=dict)
 
     @property
+    def status(self) -> str:
+        """completed, failed, diverged, interrupted, or incomplete (no metrics.json: killed or running)."""
+        return str(self.summary.get("status", "completed"))
+
+    @property
     def completed(self) -> bool:
-        return self.summary.get("status", "completed") == "completed"
+        return self.status == "completed"
 
     @property
     def error(self) -> str:
+        """What went wrong, in one line: the error, or how to resume an interrupted run."""
+        if self.status == "interrupted":
+            where = f"at epoch {self.summary.get('epoch')} by {self.summary.get('signal')}"
+            resume = self.summary.get("resume")
+            return f"stopped {where}; " + (f"continue with: {resume}" if resume else "no checkpoint yet")
         return str(self.summary.get("error", ""))
 
     @property
@@ -95,9 +105,18 @@ class Run:
         return set(self.overrides) | {k for k in self._choices if not k.startswith("hydra/")}
 
     @cached_property
+    def _hydra(self) -> dict[str, Any]:
+        return _load_yaml(self.path / ".hydra" / "hydra.yaml").get("hydra", {})
+
+    @cached_property
     def _choices(self) -> dict[str, Any]:
-        hydra = _load_yaml(self.path / ".hydra" / "hydra.yaml").get("hydra", {})
-        return dict(hydra.get("runtime", {}).get("choices", {}) or {})
+        return dict(self._hydra.get("runtime", {}).get("choices", {}) or {})
+
+    @property
+    def job_number(self) -> int | None:
+        """The job's number in its sweep (Hydra's ``hydra.job.num``), None outside a sweep."""
+        number = (self._hydra.get("job") or {}).get("num")
+        return int(number) if isinstance(number, int) else None
 
     @cached_property
     def _saved_config(self) -> dict[str, Any]:
@@ -141,7 +160,12 @@ def read_curves(path: Path, metrics: list[str]) -> dict[str, dict[int, float]]:
 
 
 def load_run(path: Path) -> Run:
-    """Read one run folder (it must hold a metrics.json)."""
+    """Read one run folder; one without a metrics.json is an incomplete run."""
+    if not (path / SUMMARY).is_file():
+        summary = {"status": "incomplete", "error": f"no {SUMMARY}: killed (or still running); if it has "
+                                                    f"checkpoints/last.ckpt, continue with: mmrun train resume={path}"}
+        saved = _load_yaml(path / ".hydra" / "overrides.yaml")
+        return Run(path=path, summary=summary, overrides=parse_overrides([str(o) for o in saved or []]))
     try:
         summary = json.loads((path / SUMMARY).read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -159,12 +183,20 @@ def find_runs(folders: list[Path]) -> list[Run]:
     for folder in folders:
         if not folder.is_dir():
             raise ConfigError(f"{folder} is not a folder; pass run or sweep folders, e.g. outputs/multirun/<date_time>")
-        found = sorted((p.parent for p in folder.rglob(SUMMARY)), key=_natural)
+        summarised = {p.parent for p in folder.rglob(SUMMARY)}
+        found = sorted(summarised | set(_unsummarised_training_runs(folder, summarised)), key=_natural)
         if not found:
             raise ConfigError(f"no runs in {folder} (no {SUMMARY} below it); pass a run or sweep folder")
         paths += [p.resolve() for p in found]
     unique = list(dict.fromkeys(paths))
     return [load_run(p) for p in unique]
+
+
+def _unsummarised_training_runs(folder: Path, summarised: set[Path]) -> list[Path]:
+    """Folders where ``mmrun train`` started a run (Hydra wrote .hydra/) that left no summary."""
+    started = (p.parent for p in folder.rglob(".hydra") if p.is_dir() and p.parent not in summarised)
+    return [run for run in started
+            if (_load_yaml(run / ".hydra" / "hydra.yaml").get("hydra", {}).get("job") or {}).get("name") == "train"]
 
 
 def _natural(path: Path) -> tuple:

@@ -47,7 +47,7 @@ def test_optuna_records_failed_trials_and_resumes_from_sqlite(tmp_path):
     states = [t.state.name for t in study.trials]
     assert len(states) == 3 and "FAIL" in states and "COMPLETE" in states
     markdown = (tmp_path / "first" / "comparison.md").read_text()
-    assert "## Best parameters" in markdown and "## Failed runs" in markdown
+    assert "## Best parameters" in markdown and "## Runs that did not complete" in markdown
     assert (tmp_path / "first" / "optimisation_history.png").stat().st_size > 0
 
     again = run_mmrun([*args, "hydra.sweeper.n_trials=1", "hydra.sweep.dir=second"], tmp_path)

@@ -133,10 +133,10 @@ def test_report_files_and_table(sweep, tmp_path):
     assert float(rows[0]["val/acc mean"]) == pytest.approx(0.91)
     assert rows[1]["significant"] == "False" and rows[2]["significant"] == "True"
     markdown = (output / "comparison.md").read_text()
-    assert "## Failed runs (1)" in markdown and "needs at least 2 modalities" in markdown
+    assert "## Runs that did not complete (1)" in markdown and "needs at least 2 modalities" in markdown
     assert "| 2 | gated | 0.8967 ± 0.0351" in markdown and "not significant" in markdown
     text = console.export_text()
-    assert "0.9100 ± 0.0100" in text and "failed runs (1)" in text
+    assert "0.9100 ± 0.0100" in text and "runs that did not complete (1)" in text
 
 
 def test_optuna_results_add_best_parameters_and_history(tmp_path):
