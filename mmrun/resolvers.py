@@ -3,7 +3,7 @@
 ``${mmrun.experiment:}`` is one name per sweep (``sweep <sweep folder>``) and ``mmrun`` for
 single runs, so an MLflow experiment or a W&B group holds a whole sweep;
 ``${mmrun.run_name:}`` is the job's overrides (``fusion=concat,seed=1``), or ``defaults``.
-``${mmrun.job_folder:}`` names a sweep job's folder after its overrides too, so a sweep run
+``${mmrun.job_folder:}`` names a sweep job's folder after its swept overrides, so a sweep run
 again into the same folder finds each configuration's results where they were, however the
 job numbers shift (``mmrun.sweep.jobs``).
 """
@@ -38,17 +38,36 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
 def job_folder() -> str:
-    """The job's overrides as a folder name (``fusion=concat,seed=1``), or ``defaults``.
+    """A sweep job's folder name: its swept overrides (``fusion=concat,seed=1``), or ``defaults``.
 
-    Characters a file system or shell may not like are dropped or replaced (``encoder/text``
-    becomes ``encoder.text``); when that changed the text or it is long, a short hash of the
-    exact overrides keeps different jobs apart.
+    The overrides every job shares (``dataset.size=400``) are left out of the name, but a short
+    hash of all of them, exactly as given, is appended, so a rerun with another shared value
+    gets new folders. Characters a file system or shell may not like are dropped or replaced
+    (``encoder/text`` becomes ``encoder.text``).
     """
-    overrides = run_name()
-    name = _UNSAFE.sub("_", overrides.replace("/", ".").translate(str.maketrans("", "", "[]'\" ")))
-    if name != overrides or len(name) > FOLDER_LENGTH:
-        name = f"{name[:FOLDER_LENGTH]}-{hashlib.sha1(overrides.encode()).hexdigest()[:8]}"
-    return name
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    overrides = sorted(hydra.overrides.task)
+    swept = _swept_keys(Path(hydra.sweep.dir) / "multirun.yaml")
+    shown = ",".join(o for o in overrides if swept is None or o.split("=", 1)[0].lstrip("+~") in swept)
+    name = _UNSAFE.sub("_", shown.replace("/", ".").translate(str.maketrans("", "", "[]'\" ")))[:FOLDER_LENGTH]
+    exact = ",".join(overrides)
+    if name == exact:
+        return name or "defaults"
+    return f"{name or 'defaults'}-{hashlib.sha1(exact.encode()).hexdigest()[:8]}"
+
+
+def _swept_keys(multirun_config: Path) -> set[str] | None:
+    """Keys given several values on the sweep's command line (Hydra's basic sweeper saves it in
+    multirun.yaml before the jobs start); None when unknown (other sweepers)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not multirun_config.is_file():
+        return None
+    saved = OmegaConf.load(multirun_config)
+    task = [str(o) for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])]
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()}
 
 
 def register() -> None:

@@ -15,8 +15,8 @@ def _job(root, fusion, seed):
     """A job's folder, named after its overrides."""
     (folder,) = [p.parent for p in root.glob("*/metrics.json")
                  if {f"fusion={fusion}", f"seed={seed}"} <= set(read_metrics(p.parent)["overrides"])]
-    assert folder.name.startswith("dataset.modalities=image,dataset.size=200,fusion=") and folder.name.endswith(
-        tuple("0123456789abcdef")), folder.name  # the overrides, sanitised, with a hash of the exact text
+    # The swept overrides, with a hash of all of them (the shared ones are left out of the name).
+    assert folder.name.startswith(f"fusion={fusion},seed={seed}-") and len(folder.name.rsplit("-", 1)[1]) == 8
     return folder
 
 
