@@ -50,10 +50,12 @@ def main(args: list[str]) -> int:
         print(USAGE)
         print(__doc__.split("\n\n", 1)[1].strip())
         return 0 if args else 2
+    from mmrun.paths import check_writable
     from mmrun.sweep.report import write_report
 
     folders, options = parse(args)
     output = Path(options.get("output") or Path("outputs") / "compare" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f"))
+    check_writable(str(output), "output")
     write_report(
         folders,
         output,

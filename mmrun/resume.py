@@ -11,6 +11,7 @@ Imports neither torch nor Lightning.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,9 +32,6 @@ def locate(value: str) -> tuple[Path, Path]:
     path = Path(value).expanduser().resolve()
     if path.is_dir():
         run_dir, checkpoint = path, path / LAST
-        if not checkpoint.is_file():
-            raise ConfigError(f"resume={value}: {checkpoint} does not exist; the run stopped before its first epoch "
-                              f"ended (or kept no checkpoints), so start it again without resume")
     elif path.is_file():
         run_dir, checkpoint = (path.parent.parent if path.parent.name == "checkpoints" else path.parent), path
     else:
@@ -42,11 +40,12 @@ def locate(value: str) -> tuple[Path, Path]:
     if not (run_dir / ".hydra" / "overrides.yaml").is_file():
         raise ConfigError(f"resume={value}: {run_dir} is not an mmrun run folder (no .hydra/overrides.yaml); pass "
                           f"the folder mmrun train wrote")
-    summary = run_dir / "metrics.json"
-    if summary.is_file():
-        status = json.loads(summary.read_text() or "{}").get("status")
-        if status == "completed":
+    with contextlib.suppress(OSError, ValueError):  # no summary (killed) or a damaged one: not completed
+        if json.loads((run_dir / "metrics.json").read_text()).get("status") == "completed":
             raise ConfigError(f"resume={value}: the run in {run_dir} already completed; there is nothing to resume")
+    if not checkpoint.is_file():
+        raise ConfigError(f"resume={value}: {checkpoint} does not exist; the run stopped before its first epoch "
+                          f"ended (or kept no checkpoints), so start it again without resume")
     return run_dir, checkpoint
 
 
