@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
+from mmrun.config_check import check_config
 from mmrun.errors import ConfigError, MmrunError
 
 log = logging.getLogger("mmrun")
@@ -27,11 +28,11 @@ def full_errors() -> bool:
 
 def as_user_error(error: BaseException) -> MmrunError | None:
     """The ``MmrunError`` behind an exception caused by user input, or None for a bug."""
+    if isinstance(error, MmrunError):  # before the imports: a config error is answered without Lightning
+        return error
     from hydra.errors import InstantiationException
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    if isinstance(error, MmrunError):
-        return error
     if isinstance(error, InstantiationException):
         cause = error.__cause__
         if isinstance(cause, MmrunError):
@@ -57,22 +58,38 @@ def log_to_files(error: MmrunError) -> None:
             handler.handle(record)
 
 
-def guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictConfig], Any]:
     """Wrap a command so user mistakes end the run with one line instead of a traceback."""
 
     def task_function(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from mmrun.interruption import RunInterrupted
+
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-        if multirun:  # a rerun into the same sweep folder skips jobs that already completed
-            from mmrun.sweep.jobs import completed_result
+        if multirun:  # a rerun into the same sweep folder reuses finished jobs, resumes stopped ones
+            from mmrun.sweep.jobs import completed_result, resumable_checkpoint
 
             done, value = completed_result()
             if done:
                 return value
+            checkpoint = resumable_checkpoint()
+            if checkpoint is not None and "resume" in cfg:
+                cfg.resume = checkpoint
         try:
+            check_config(cfg, command)
             return run(cfg)
+        except RunInterrupted as stop:
+            if full_errors():
+                raise
+            stop.hand_on()  # a scheduler's own handler (submitit requeues the job) after the save
+            if multirun:
+                from mmrun.sweep.jobs import stop_sweep
+
+                stop_sweep(stop)
+            print(f"mmrun: {stop}; metrics.json says status: interrupted", file=sys.stderr)
+            sys.exit(stop.exit_code)
         except Exception as error:
             user_error = as_user_error(error)
             if full_errors():
@@ -107,7 +124,7 @@ def run_hydra(run: Callable[[DictConfig], Any], config_dir: str, config_name: st
     _run_hydra(
         args=parsed,
         args_parser=parser,
-        task_function=guarded(run),
+        task_function=guarded(run, config_name),
         config_path=config_dir,
         config_name=config_name,
     )

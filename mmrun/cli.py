@@ -68,6 +68,15 @@ def overrides_of(args: list[str]) -> list[str]:
     return result
 
 
+def check_output_folder(overrides: list[str], multirun: bool) -> None:
+    """Refuse a run or sweep folder that cannot be written before any work (default: outputs/)."""
+    from mmrun.paths import check_writable
+
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1].strip("'\"") for o in overrides if o.split("=", 1)[0] == key]
+    check_writable(given[-1] if given else "outputs", key)
+
+
 def run_command(command: str, args: list[str]) -> int:
     from mmrun.app import run_hydra
     from mmrun.distributed import ddp_child_args
@@ -89,6 +98,8 @@ def run_command(command: str, args: list[str]) -> int:
     args = [new if old in positional else old for old, new in zip(args, normalised)]
     if not (HYDRA_INFO_FLAGS - COMPOSING_INFO_FLAGS).intersection(args):
         check_overrides(overrides_of(args), config_name, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
+    if not HYDRA_INFO_FLAGS.intersection(args):
+        check_output_folder(overrides_of(args), multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     module = importlib.import_module(module_name)
     run_hydra(module.run, str(conf_dir()), config_name, args)
     return 0

@@ -1,13 +1,15 @@
 """Stop signals (SIGTERM, SIGINT, SIGUSR1) end a run resumably instead of silently.
 
-A cluster's preemption or time limit sends SIGTERM (SLURM may send SIGUSR1 first), a user
-presses Ctrl-C (SIGINT). ``watch_signals`` replaces the handlers for the length of a run:
+A cluster's preemption or time limit sends SIGTERM, SIGUSR1 or SIGUSR2 (submitit asks SLURM
+for SIGUSR2 before the time limit), a user presses Ctrl-C (SIGINT). ``watch_signals`` replaces the handlers for the length of a run:
 a signal only records itself, and training stops at the end of the batch under way, where
 ``mmrun.callbacks.resume.LastCheckpoint`` saves a resumable last.ckpt and raises
 ``RunInterrupted``. Outside the training loop (data loading, testing) the handler raises
 ``RunInterrupted`` at once. The command then writes ``status: interrupted`` into
 metrics.json and exits with the shell's convention, 128 + the signal number (143 for SIGTERM,
-130 for SIGINT).
+130 for SIGINT). A handler that was installed before the run (submitit's, which requeues a
+preempted SLURM job) is called after that, through ``RunInterrupted.hand_on``, so the requeued
+job finds the checkpoint and resumes from it (``mmrun.sweep.jobs.resumable_checkpoint``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import signal
 from contextlib import contextmanager
 from typing import Iterator
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class RunInterrupted(BaseException):
@@ -41,6 +43,12 @@ class RunInterrupted(BaseException):
     def exit_code(self) -> int:
         return 128 + self.signum
 
+    def hand_on(self) -> None:
+        """Call the handler this signal had before the run (e.g. submitit's requeue), if it had one."""
+        handler = _WATCH.previous.get(self.signum)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(self.signum, None)
+
 
 class _Watch:
     """The signal received during this run (None: none yet) and whether the training loop
@@ -49,6 +57,7 @@ class _Watch:
     def __init__(self) -> None:
         self.received: int | None = None
         self.deferred = False
+        self.previous: dict[int, object] = {}
 
     def handle(self, signum: int, frame) -> None:
         first = self.received is None
@@ -68,14 +77,14 @@ def pending() -> int | None:
 @contextmanager
 def watch_signals() -> Iterator[None]:
     """Handle stop signals for the length of one run; the previous handlers come back after."""
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    _WATCH.previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     _WATCH.received, _WATCH.deferred = None, False
     for signum in STOP_SIGNALS:
         signal.signal(signum, _WATCH.handle)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
+        for signum, handler in _WATCH.previous.items():
             signal.signal(signum, handler)
 
 

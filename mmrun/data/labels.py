@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mmrun.data.preprocess.tabular import category_key, parse_number
+from mmrun.errors import DataError
 
 CLASSIFICATION, MULTILABEL, REGRESSION = "classification", "multilabel", "regression"
 FORCED = {"multiclass": CLASSIFICATION, "binary": CLASSIFICATION, "multilabel": MULTILABEL, "regression": REGRESSION}
@@ -52,6 +53,19 @@ def fit_classes(values: list[Any], kind: str) -> list[str]:
     names = {n for v in values for n in (label_set(v) if kind == MULTILABEL else [category_key(v)])}
     numeric = all(_number(n) is not None for n in names)
     return sorted(names, key=lambda n: (_number(n), n) if numeric else (0.0, n))
+
+
+def require_classes(classes: list[str], kind: str, where: str) -> None:
+    """Refuse a classification label column whose training rows hold a single class.
+
+    A classifier (and its metrics) needs two classes or more; ``where`` names the table and column.
+    No classes at all means no usable training rows, which the split check reports.
+    """
+    if kind != REGRESSION and len(classes) == 1:
+        raise DataError(
+            f"{where} has a single class ({classes[0]!r}) in the training rows, and a classifier needs two or "
+            f"more; add training rows of other classes, or set dataset.label_column to the column to predict"
+        )
 
 
 def spec_task(kind: str, classes: list[str]) -> tuple[str, int]:

@@ -109,3 +109,23 @@ def resolve(problems: Problems, on_error: str) -> dict | None:
     skipped = problems.skipped()
     report_skipped(skipped)
     return skipped
+
+
+def require_every_split(table: Table, split_column: str | None, sizes: dict[str, int], skipped: int) -> None:
+    """Refuse a table that leaves a split without usable rows, with advice that fits the table.
+
+    ``split_column`` is the column the rows were split by (None: ``dataset.splits`` fractions),
+    ``sizes`` the usable rows per split and ``skipped`` the bad rows dropped (``on_error=skip``).
+    """
+    empty = [split for split, size in sizes.items() if size == 0]
+    if not empty:
+        return
+    counts = ", ".join(f"{split} {size}" for split, size in sizes.items())
+    fixes = [f"fix the {skipped} skipped bad row{'s' if skipped != 1 else ''}"] if skipped else []
+    if split_column:
+        fixes += [f"add rows with {split_column}={'/'.join(empty)}",
+                  "set dataset.split_column=null to split by dataset.splits fractions"]
+    else:
+        fixes += ["add rows", "change the dataset.splits fractions (train, val, test) so that every split gets a row"]
+    raise DataError(f"{table.name}: no usable rows in the {', '.join(empty)} split{'s' if len(empty) > 1 else ''} "
+                    f"({counts}); {', '.join(fixes[:-1])} or {fixes[-1]}")

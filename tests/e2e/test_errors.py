@@ -44,3 +44,23 @@ def test_full_error_shows_the_traceback(tmp_path):
 def test_help_is_fast_path(tmp_path):
     result = run_mmrun(["--help"], tmp_path)
     assert result.returncode == 0 and "fusion" in result.stdout and "train" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, first_words",
+    [
+        (["train", "seed=abc"], "seed=abc must be"),
+        (["train", "optimizer.lr=-1"], "optimizer.lr=-1 must be"),
+        (["train", "trainer.max_epochs=0"], "trainer.max_epochs=0 must be"),
+        (["eval", "ckpt_path=missing.ckpt", "batch_size=abc"], "batch_size=abc must be"),
+        (["train", "--cfg", "job", "fusion=nope"], "'nope' is not an option of fusion"),
+        (["train", "hydra.run.dir=/proc/mmrun-run"], "hydra.run.dir=/proc/mmrun-run cannot be written"),
+        (["train", "-m", "seed=1,2", "hydra.sweep.dir=/proc/mmrun-sweep"], "hydra.sweep.dir=/proc/mmrun-sweep cannot"),
+        (["compare", ".", "output=/proc/mmrun-report"], "output=/proc/mmrun-report cannot be written"),
+    ],
+)
+def test_wrong_values_give_one_line_and_exit_2(args, first_words, tmp_path):
+    result = run_mmrun(args, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"mmrun: error: {first_words}")
+    assert "Traceback" not in result.stderr + result.stdout

@@ -161,3 +161,25 @@ def test_compare_lists_interrupted_diverged_and_killed_runs(tmp_path):
     assert runs["killed"].status == "incomplete" and "mmrun train resume=" in runs["killed"].error
     assert runs["stopped"].error == "stopped at epoch 2 by SIGTERM; continue with: mmrun train resume=stopped"
     assert runs["nan"].status == "diverged" and not any(run.completed for run in runs.values())
+
+
+def test_a_stop_signal_interrupts_and_hands_on_to_the_previous_handler(tmp_path):
+    import os
+    import signal
+
+    from mmrun import interruption
+
+    calls = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))  # e.g. submitit's requeue
+    try:
+        with pytest.raises(interruption.RunInterrupted) as stop, interruption.watch_signals():
+            with interruption.deferred():
+                os.kill(os.getpid(), signal.SIGUSR2)  # inside training: only recorded
+                assert interruption.pending() == signal.SIGUSR2 and not calls
+        assert stop.value.exit_code == 128 + signal.SIGUSR2 and stop.value.signal_name == "SIGUSR2"
+        stop.value.hand_on()
+        assert calls == [signal.SIGUSR2]
+        with pytest.raises(interruption.RunInterrupted), interruption.watch_signals():
+            os.kill(os.getpid(), signal.SIGTERM)  # outside training: at once
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
