@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from mmrun.config_check import check_config
 from mmrun.errors import ConfigError, MmrunError
+from mmrun.logfiles import to_log_files
 
 log = logging.getLogger("mmrun")
 
@@ -48,14 +49,6 @@ def as_user_error(error: BaseException) -> MmrunError | None:
 
 def report_user_error(error: MmrunError) -> None:
     print(f"mmrun: error: {error}", file=sys.stderr)
-
-
-def log_to_files(error: MmrunError) -> None:
-    """Record the error in the run's log file (the console gets it once, on stderr)."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (error,), None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
 
 
 def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictConfig], Any]:
@@ -101,7 +94,7 @@ def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictCon
                 return None
             if user_error is None:
                 raise
-            log_to_files(user_error)
+            to_log_files(logging.ERROR, str(user_error))  # the console gets it once, on stderr
             report_user_error(user_error)
             sys.exit(user_error.exit_code)
 

@@ -13,6 +13,8 @@ from mmrun.errors import ConfigError, MmrunError
 COMMANDS = {
     "train": ("mmrun.train", "train", "train one model (or sweep with -m): mmrun train fusion=attention"),
     "eval": ("mmrun.evaluate", "eval", "score a checkpoint: mmrun eval ckpt_path=PATH [split=test|val|train]"),
+    "predict": ("mmrun.predict", "predict",
+                "predict new rows, labels optional: mmrun predict ckpt_path=PATH dataset.path=new.csv"),
 }
 # command -> (module with main(args) -> exit code, one-line help); these bypass Hydra.
 PLAIN_COMMANDS = {
@@ -80,7 +82,7 @@ def check_output_folder(overrides: list[str], multirun: bool) -> None:
 def run_command(command: str, args: list[str]) -> int:
     from mmrun.app import run_hydra
     from mmrun.distributed import ddp_child_args
-    from mmrun.config_check import check_overrides, conf_dir, normalise_overrides
+    from mmrun.config_check import check_overrides, conf_dir, config_dir_arg, normalise_overrides
 
     module_name, config_name, _ = COMMANDS[command]
     modes = [flags for flags in EXCLUSIVE_MODES if flags.intersection(args)]
@@ -97,7 +99,8 @@ def run_command(command: str, args: list[str]) -> int:
     normalised = normalise_overrides([a for a in args], config_name)
     args = [new if old in positional else old for old, new in zip(args, normalised)]
     if not (HYDRA_INFO_FLAGS - COMPOSING_INFO_FLAGS).intersection(args):
-        check_overrides(overrides_of(args), config_name, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
+        check_overrides(overrides_of(args), config_name, multirun=bool(MULTIRUN_FLAGS.intersection(args)),
+                        config_dir=config_dir_arg(args)[0])
     if not HYDRA_INFO_FLAGS.intersection(args):
         check_output_folder(overrides_of(args), multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     module = importlib.import_module(module_name)

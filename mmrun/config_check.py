@@ -2,6 +2,8 @@
 
 Hydra already refuses unknown keys and options; this module turns its refusals into one
 line that names the bad key or option, suggests the closest valid name and shows the fix.
+The options are mmrun's own (``conf/``) and those of the user's config folders on the command
+line (``--config-dir``/``-cd`` and ``hydra.searchpath``), found in the same order as Hydra does.
 ``check_config`` then refuses values of the wrong type or out of range in the composed
 config (the rules are in ``mmrun.config_schema``). It imports Hydra but neither torch nor
 Lightning, so a typo is answered in well under a second.
@@ -9,8 +11,11 @@ Lightning, so a typo is answered in well under a second.
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import os
 import re
+from importlib import resources
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -19,6 +24,7 @@ from omegaconf.errors import InterpolationResolutionError
 from mmrun.errors import ConfigError
 
 HYDRA_KEY = "hydra"
+SEARCHPATH = "hydra.searchpath"
 
 
 def conf_dir() -> Path:
@@ -30,24 +36,86 @@ def conf_dir() -> Path:
     raise ConfigError(f"mmrun's configs are missing (looked in {package / 'conf'}); reinstall mmrun")
 
 
-def group_options(root: Path | None = None) -> dict[str, list[str]]:
-    """Every config group (``fusion``, ``encoder/text``, ...) with its option names."""
-    root = root or conf_dir()
+def group_options(*roots: Path) -> dict[str, list[str]]:
+    """Every config group (``fusion``, ``encoder/text``, ...) with its option names.
+
+    ``roots``: config folders, mmrun's own (the default) first; a later folder adds its options
+    (and groups) after those of the earlier ones.
+    """
     groups: dict[str, list[str]] = {}
-    for file in sorted(root.rglob("*.yaml")):
-        group = file.parent.relative_to(root).as_posix()
-        if group != "." and not group.startswith(HYDRA_KEY):
-            groups.setdefault(group, []).append(file.stem)
+    for root in roots or (conf_dir(),):
+        for file in sorted(root.rglob("*.yaml")):
+            group = file.parent.relative_to(root).as_posix()
+            if group != "." and not group.startswith(HYDRA_KEY) and file.stem not in groups.get(group, []):
+                groups.setdefault(group, []).append(file.stem)
     return groups
 
 
-def description(root: Path, group: str, option: str) -> str:
-    """The first comment line of an option's YAML file (its one-line description)."""
+def description(roots: list[Path], group: str, option: str) -> str:
+    """The first comment line of an option's YAML file (its one-line description), read from
+    the first of ``roots`` that has the option, as Hydra would pick it."""
+    root = next(r for r in roots if (r / group / f"{option}.yaml").is_file())
     for line in (root / group / f"{option}.yaml").read_text().splitlines():
         text = line.strip()
         if text.startswith("#") and not text.startswith("# @package"):
             return text.lstrip("# ").strip()
     return ""
+
+
+def config_dir_arg(args: list[str]) -> tuple[str | None, list[str]]:
+    """The folder of ``--config-dir DIR``/``-cd DIR`` (read as Hydra's parser reads it), and the other arguments."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--config-dir", "-cd")
+    known, rest = parser.parse_known_args(args)
+    return known.config_dir, rest
+
+
+def user_searchpath(config_dir: str | None, overrides: list) -> list[str]:
+    """The config folders a command line adds to Hydra's search path, in Hydra's order:
+    ``--config-dir`` (as ``file://<absolute path>``), then a ``hydra.searchpath=[...]`` override's."""
+    if config_dir and not os.path.isdir(config_dir):
+        raise ConfigError(f"--config-dir {config_dir} is not a folder (looked in {os.path.abspath(config_dir)})")
+    entries = [f"file://{os.path.abspath(config_dir)}"] if config_dir else []
+    for override in overrides:
+        if override.key_or_group == SEARCHPATH:  # Hydra reads the first one
+            value = override.value()
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{SEARCHPATH} must be a list of config folders, "
+                                  f"e.g. {SEARCHPATH}=[file://$PWD/myconf]")
+            return entries + value
+    return entries
+
+
+def searchpath_folder(entry: str) -> Path | None:
+    """The folder of a search path entry: ``file://path`` (or a bare path; relative to the working
+    folder) or ``pkg://package`` (a folder inside an installed package); None for other sources."""
+    scheme, found, where = entry.partition("://")
+    if not found:
+        scheme, where = "file", entry
+    if scheme == "file":
+        folder = Path(where)
+    elif scheme == "pkg":
+        try:
+            folder = Path(str(resources.files(where.replace("/", ".").rstrip("."))))
+        except ModuleNotFoundError:
+            raise ConfigError(f"{SEARCHPATH} entry {entry}: no installed package {where!r}") from None
+    else:
+        return None
+    if not folder.is_dir():
+        raise ConfigError(f"{SEARCHPATH} entry {entry} is not a folder (looked in {folder.resolve()})")
+    return folder
+
+
+def config_roots(searchpath: list[str]) -> list[Path]:
+    """mmrun's config folder, then the folders of the user's search path (``user_searchpath``)."""
+    return [conf_dir(), *filter(None, map(searchpath_folder, searchpath))]
+
+
+def searchpath_override(entries: list[str]) -> str:
+    """``hydra.searchpath=[...]`` for ``entries``, written so Hydra reads them back unchanged."""
+    from hydra._internal.grammar.utils import escape_special_characters
+
+    return f"{SEARCHPATH}=[{','.join(map(escape_special_characters, entries))}]"
 
 
 def defaults_groups(config_name: str) -> set[str]:
@@ -117,8 +185,12 @@ def _job_overrides(overrides, multirun: bool) -> list[list[str]]:
     return [[c[i % len(c)] for c in choices if c[i % len(c)] is not None] for i in range(jobs)]
 
 
-def check_overrides(args: list[str], config_name: str, multirun: bool) -> None:
-    """Compose the config for the given overrides and raise ``ConfigError`` on any mistake."""
+def check_overrides(args: list[str], config_name: str, multirun: bool, config_dir: str | None = None) -> None:
+    """Compose the config for the given overrides and raise ``ConfigError`` on any mistake.
+
+    The options of the user's config folders (``config_dir``: ``--config-dir``, and a
+    ``hydra.searchpath`` override's) are valid choices next to mmrun's own.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -132,8 +204,10 @@ def check_overrides(args: list[str], config_name: str, multirun: bool) -> None:
         except HydraException as error:
             first = str(error).strip().splitlines()[0]
             raise ConfigError(f"cannot read override {arg!r}: {first}. Overrides look like key=value") from None
+    searchpath = user_searchpath(config_dir, overrides)
     user = [o for o in overrides if not o.key_or_group.startswith(HYDRA_KEY)]
-    groups = group_options()
+    groups = group_options(*config_roots(searchpath))
+    extra = [searchpath_override(searchpath)] if searchpath else []
     for o in user:
         if o.key_or_group in groups and not o.is_delete():
             for value in _value_choices(o):
@@ -146,17 +220,18 @@ def check_overrides(args: list[str], config_name: str, multirun: bool) -> None:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="check"):
         for job in _job_overrides(user, multirun):
+            job = [*job, *extra]
             try:
                 compose(config_name=config_name, overrides=job)
             except MissingConfigException as error:
                 raise ConfigError(str(error).strip().splitlines()[0]) from None
             except HydraException as error:
-                raise _explain(error, job, config_name) from None
+                raise _explain(error, job, config_name, groups) from None
     GlobalHydra.instance().clear()
 
 
-def _explain(error: Exception, job: list[str], config_name: str) -> ConfigError:
-    """Turn Hydra's 'Key ... is not in struct' and similar into a one-line fix."""
+def _explain(error: Exception, job: list[str], config_name: str, groups: dict[str, list[str]]) -> ConfigError:
+    """Turn Hydra's 'Key ... is not in struct' and similar into a one-line fix (``groups``: the valid options)."""
     from hydra import compose
 
     text = f"{error}\n{error.__cause__ or ''}"
@@ -164,13 +239,12 @@ def _explain(error: Exception, job: list[str], config_name: str) -> ConfigError:
     key = missing.group(1) if missing else None
     if key and ("not in struct" in text or "To append to your config" in text):
         parent, _, leaf = key.rpartition(".")
-        known_groups = group_options()
-        groups_only = [o for o in job if o.split("=", 1)[0].lstrip("+~") in known_groups]
+        groups_only = [o for o in job if o.split("=", 1)[0].lstrip("+~") in (*groups, SEARCHPATH)]
         base = compose(config_name=config_name, overrides=groups_only)
         node = OmegaConf.select(base, parent) if parent else base
         siblings = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
         if not parent:
-            siblings += list(group_options())
+            siblings += list(groups)
         valid = f" Valid keys{' under ' + parent if parent else ''}: {', '.join(sorted(set(siblings)))}." if siblings else ""
         return ConfigError(
             f"unknown config key {key!r}{_closest(leaf, siblings)}{valid} "

@@ -147,6 +147,7 @@ ACCELERATOR = choice("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 PATH = nullable(text("path/to/file"))
 BATCH_SIZE = number("(0, inf)", 64, whole=True)
 MONITOR = text("val/acc")
+THREADS = AUTO | POSITIVE_INT  # mmrun.threads: auto shares the cores among the processes that run at once
 
 TRAIN: dict[str, Rule | Depends] = {
     # primary config
@@ -158,6 +159,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "baseline": choice("auto", "none"),
     "resume": PATH,
     "progress": choice("auto", "rich", "plain"),
+    "threads": THREADS,
     # trainer/ (Lightning's Trainer arguments)
     "trainer.accelerator": ACCELERATOR,
     "trainer.devices": AUTO | POSITIVE_INT | choice(-1) | list_of(COUNT, "a list of device indices", [0]),
@@ -293,8 +295,10 @@ EVAL: dict[str, Rule | Depends] = {
     "split": choice("auto", "test", "val", "train", "all"),
     "batch_size": nullable(BATCH_SIZE),
     "accelerator": ACCELERATOR,
+    "threads": THREADS,
     **{key: nullable(TRAIN[key]) for key in ("dataset.path", "dataset.on_error", "dataset.allow_missing",
                                              "dataset.cache", "dataset.cache_dir", "dataset.cache_check")},
 }
 
-SCHEMA: dict[str, dict[str, Rule | Depends]] = {"train": TRAIN, "eval": EVAL}
+# mmrun predict takes eval's keys (conf/predict.yaml composes conf/eval.yaml).
+SCHEMA: dict[str, dict[str, Rule | Depends]] = {"train": TRAIN, "eval": EVAL, "predict": EVAL}

@@ -1,11 +1,12 @@
-"""The data ``mmrun eval`` scores: the checkpoint's dataset, optionally pointed at new data.
+"""The data ``mmrun eval`` and ``mmrun predict`` score: the checkpoint's dataset, optionally new data.
 
-``eval.yaml``'s ``dataset`` node lists the dataset keys an evaluation may change (``path``,
+``eval.yaml``'s ``dataset`` node (``predict.yaml`` takes eval's) lists the dataset keys an evaluation may change (``path``,
 ``on_error``, ...); the non-null ones are merged onto the dataset config saved in the
 checkpoint, and a key that the checkpoint's dataset does not have is refused. A datamodule
 that fitted preprocessing on its training rows (vocabulary, statistics, class names) stored
 it in ``spec.extra["fitted"]``; it is handed back as ``fitted=...`` so new data is prepared
-exactly as the training data was. ``split=all`` scores every row (all splits together).
+exactly as the training data was; ``labels_required=False`` (``mmrun predict``) lets it read
+a table without labels. ``split=all`` scores every row (all splits together).
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ def dataset_config(saved: dict[str, Any], changes: DictConfig | None) -> tuple[D
     return OmegaConf.merge(data_cfg, given), given
 
 
-def build_datamodule(data_cfg: DictConfig, spec: DataSpec):
-    """Instantiate the dataset, with the checkpoint's fitted preprocessing when it has one."""
+def build_datamodule(data_cfg: DictConfig, spec: DataSpec, labels_required: bool = True):
+    """Instantiate the dataset, with the checkpoint's fitted preprocessing when it has one.
+
+    ``labels_required=False`` reaches only a dataset with fitted preprocessing (a manifest):
+    the others hold labels anyway, which predictions leave unread.
+    """
     fitted = spec.extra.get("fitted")
-    datamodule = instantiate(data_cfg, _partial_=True)(fitted=fitted) if fitted else instantiate(data_cfg)
+    if fitted:
+        datamodule = instantiate(data_cfg, _partial_=True)(fitted=fitted, labels_required=labels_required)
+    else:
+        datamodule = instantiate(data_cfg)
     datamodule.setup("test")
     got = [(m.name, m.kind, tuple(m.shape)) for m in datamodule.spec.modalities]
     want = [(m.name, m.kind, tuple(m.shape)) for m in spec.modalities]

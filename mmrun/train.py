@@ -93,12 +93,14 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     ``scripts/bench_throughput.py`` measures this same path, with ``extra_callbacks``.
     """
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import RichProgressBar
 
-    from mmrun.callbacks import BestValidationTracker, DivergenceGuard, EpochLogger, RandomState, TrainingOrder
+    from mmrun.callbacks import (BestValidationTracker, DivergenceGuard, EpochLogger, EpochProgressBar, RandomState,
+                                 TrainingOrder)
     from mmrun.memory import reset_peak_memory
     from mmrun.model import MultimodalModule, build
+    from mmrun.threads import apply_threads
 
+    apply_threads(cfg)  # before any data or model work
     quiet_lightning()
     reset_peak_memory()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -116,11 +118,11 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
 
     tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
     callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    epochs = EpochLogger()
-    callbacks += [tracker, epochs, RandomState(), TrainingOrder(), DivergenceGuard(), *extra_callbacks]
     rich_bar = use_rich_progress(cfg)
+    epochs = EpochLogger(console=not rich_bar)
+    callbacks += [tracker, epochs, RandomState(), TrainingOrder(), DivergenceGuard(), *extra_callbacks]
     if rich_bar:
-        callbacks.append(RichProgressBar(refresh_rate=5, leave=True))
+        callbacks.append(EpochProgressBar(refresh_rate=5, leave=True))
     loggers = build_loggers(cfg, run_dir)
     for logger in loggers:  # trackers (MLflow, W&B, TensorBoard) get the whole config as params
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -209,6 +211,7 @@ def run(cfg: DictConfig) -> float | None:
 
 
 def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice: str, progress) -> float | None:
+    import torch
     from hydra.core.hydra_config import HydraConfig
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -259,7 +262,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             "task": model.task.__class__.__name__.replace("Task", "").lower(),
             "monitor": cfg.monitor,
             "monitor_mode": cfg.monitor_mode,
-            "best_epoch": tracker.best_epoch,
+            "best_epoch": None if tracker.best_epoch is None else tracker.best_epoch + 1,  # 1-based, as logged
             "best_val": tracker.best,
             "test": test,
             "epochs": trainer.current_epoch,
@@ -279,6 +282,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             "peak_memory_mb": peak_memory_mb(),
             "epoch_time_s": parts.epochs.epoch_times,
             "train_samples_per_s": parts.epochs.samples_per_second(trainer.world_size),
+            "threads": torch.get_num_threads(),
             "baseline": baseline,
         }
         write_json(run_dir / "metrics.json", summary)

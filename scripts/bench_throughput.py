@@ -10,10 +10,12 @@ this measures steady-state training samples per second two ways in the same proc
   tensors with the same batch size, optimizer and precision, written the fast way: data on
   the training device, batches cut by index, no logging, no metrics.
 
-It prints both figures and their ratio (mmrun / reference; goal >= 0.90), with the device.
+It prints both figures and their ratio (mmrun / reference; goal >= 0.90), with the device and
+torch's CPU threads (mmrun's ``threads`` setting, which both loops share: auto by default).
 
     python scripts/bench_throughput.py                          # batch sizes 512 and 4096
     python scripts/bench_throughput.py --batch-sizes 512 -- trainer.precision=bf16-mixed
+    python scripts/bench_throughput.py -- threads=1
 """
 
 from __future__ import annotations
@@ -126,8 +128,8 @@ def measure(batch_size: int, overrides: list[str], epochs: int, warmup: int) -> 
         mmrun_rate = clock.rate()
         steps = max(clock.samples // batch_size, 5)
         ref_rate = reference_rate(reference_model, parts.datamodule.splits["train"], cfg, batch_size, steps, warmup, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    return mmrun_rate, ref_rate, name
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return mmrun_rate, ref_rate, f"{name}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

@@ -3,8 +3,8 @@ resumable, stopping diverged runs. Config files name them as ``mmrun.callbacks.<
 
 from mmrun.callbacks.averaging import WeightEMA
 from mmrun.callbacks.divergence import DivergenceGuard
-from mmrun.callbacks.progress import BestValidationTracker, EpochLogger, FirstStepMarker
+from mmrun.callbacks.progress import BestValidationTracker, EpochLogger, EpochProgressBar, FirstStepMarker
 from mmrun.callbacks.resume import LastCheckpoint, RandomState, TrainingOrder
 
-__all__ = ["BestValidationTracker", "DivergenceGuard", "EpochLogger", "FirstStepMarker", "LastCheckpoint",
+__all__ = ["BestValidationTracker", "DivergenceGuard", "EpochLogger", "EpochProgressBar", "FirstStepMarker", "LastCheckpoint",
            "RandomState", "TrainingOrder", "WeightEMA"]

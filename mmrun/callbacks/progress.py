@@ -1,4 +1,6 @@
-"""What a run reports as it trains: the best-epoch tracker, the plain epoch log, a start marker.
+"""What a run reports as it trains: the best-epoch tracker, the epoch log, the progress bar,
+a start marker. Epochs are counted from 1 wherever people read them (bar, log, metrics.json);
+only Lightning's metrics.csv counts from 0.
 
 The tracker and the epoch log keep their state in checkpoints, so a resumed run reports the
 whole run, not only the part after the resume.
@@ -11,6 +13,9 @@ import math
 import time
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import RichProgressBar
+
+from mmrun.logfiles import to_log_files
 
 log = logging.getLogger("mmrun")
 
@@ -57,7 +62,8 @@ class EpochLogger(pl.Callback):
     line shows the whole epoch).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, console: bool = True) -> None:
+        self.console = console  # False while a progress bar shows the epoch: the line goes to the log file only
         self.started = time.perf_counter()
         self.validation_started = self.started
         self.validation_seconds = 0.0
@@ -99,13 +105,21 @@ class EpochLogger(pl.Callback):
             if k.startswith(("train/loss", "val/")) and v.numel() == 1
         }
         text = "  ".join(f"{k} {float(v):.4f}" for k, v in shown.items())
-        log.info(
-            "epoch %d/%d  %s  (%.1f s)",
-            trainer.current_epoch + 1,
-            trainer.max_epochs,
-            text,
-            elapsed,
-        )
+        line = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {text}  ({elapsed:.1f} s)"
+        if self.console:
+            log.info(line)
+        else:
+            to_log_files(logging.INFO, line)
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, counting epochs from 1 as the log does (``Epoch 1/5``)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"
 
 
 class FirstStepMarker(pl.Callback):

@@ -47,10 +47,10 @@ class Modality:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """The role of every column: modalities (sorted by name), label, split, ignored."""
+    """The role of every column: modalities (sorted by name), label (None: not read), split, ignored."""
 
     modalities: tuple[Modality, ...]
-    label: str
+    label: str | None
     split: str | None
     ignored: tuple[str, ...] = ()
 
@@ -69,7 +69,7 @@ class ColumnPlan:
     def describe(self) -> str:
         parts = [f"{m.kind} {m.columns[0]!r}" if m.kind not in GROUPED_KINDS else f"{m.kind} {list(m.columns)}"
                  for m in self.modalities]
-        parts.append(f"label {self.label!r}")
+        parts.append(f"label {self.label!r}" if self.label else "labels not read")
         parts.append(f"split {self.split!r}" if self.split else "split by dataset.splits fractions")
         if self.ignored:
             parts.append(f"ignored {list(self.ignored)}")

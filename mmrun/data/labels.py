@@ -5,7 +5,7 @@ The task comes from the labels unless ``task=...`` forces one: a JSON list or a
 anything else (strings, whole numbers) -> classification, binary with two classes and
 multiclass otherwise. Class names are the training rows' labels as text, sorted
 numerically when they are all numbers; a validation, test or evaluation label outside that
-list is a bad row.
+list is a bad row. ``mmrun predict`` reads no labels (``unlabelled``).
 """
 
 from __future__ import annotations
@@ -77,17 +77,25 @@ def spec_task(kind: str, classes: list[str]) -> tuple[str, int]:
     return ("binary", 1) if len(classes) == 2 else ("multiclass", len(classes))
 
 
+def unlabelled(count: int, kind: str, classes: list[str]) -> torch.Tensor:
+    """A zero label tensor of the kind's shape and dtype for ``count`` rows.
+
+    It fills the batch's ``label`` key where the labels are not read (``mmrun predict``), and
+    is the tensor ``encode`` fills in.
+    """
+    if kind == REGRESSION:
+        return torch.zeros(count)
+    if kind == MULTILABEL:
+        return torch.zeros(count, len(classes))
+    return torch.zeros(count, dtype=torch.long)
+
+
 def encode(values: list[Any], kind: str, classes: list[str]) -> tuple[torch.Tensor, dict[int, str]]:
     """Label tensor for every row and ``{row index: reason}`` for the rows that cannot be used."""
     problems: dict[int, str] = {}
     index = {name: i for i, name in enumerate(classes)}
     known = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
-    if kind == REGRESSION:
-        target = torch.zeros(len(values))
-    elif kind == MULTILABEL:
-        target = torch.zeros(len(values), len(classes))
-    else:
-        target = torch.zeros(len(values), dtype=torch.long)
+    target = unlabelled(len(values), kind, classes)
     for row, value in enumerate(values):
         if value is None:
             problems[row] = "missing label"

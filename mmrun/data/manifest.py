@@ -31,7 +31,9 @@ name; a sample's modality is absent only with ``allow_missing=true``).
 Everything fitted on the training rows (column roles, class names, vocabularies,
 normalisation statistics) is stored as plain values in ``spec.extra["fitted"]`` and thus in
 every checkpoint; ``ManifestDataModule(..., fitted=state)`` applies it unchanged to another
-manifest, which is how ``mmrun eval ckpt_path=... dataset.path=new.csv`` works.
+manifest, which is how ``mmrun eval ckpt_path=... dataset.path=new.csv`` works. With
+``labels_required=False`` as well (``mmrun predict``) the label column is not read: it may be
+absent or have empty cells, and ``label`` holds zeros.
 ``row_ids`` holds each sample's line in the manifest, per split, for ``predictions.csv``.
 """
 
@@ -106,6 +108,8 @@ class ManifestDataModule(TensorDataModule):
             ``mmrun.data.preprocess``).
         fitted: preprocessing state from a checkpoint (``spec.extra["fitted"]``): use it
             instead of fitting on this manifest's training rows.
+        labels_required: false (only with ``fitted``) to leave the label column unread, for
+            predictions on unlabelled rows.
         **loader_options: ``batch_size``, ``eval_batch_size``, ``seed`` and the other
             ``TensorDataModule`` options.
     """
@@ -132,6 +136,7 @@ class ManifestDataModule(TensorDataModule):
         categorical: dict | None = None,
         augment: dict | None = None,
         fitted: dict | None = None,
+        labels_required: bool = True,
         **loader_options: Any,
     ) -> None:
         super().__init__(**loader_options)
@@ -143,6 +148,8 @@ class ManifestDataModule(TensorDataModule):
             raise ConfigError(f"task={task!r} is unknown; use auto or one of {list(label_rules.FORCED)}")
         if fitted is not None and fitted.get("version") != FITTED_VERSION:
             raise DataError("the checkpoint's fitted preprocessing is from another mmrun version; retrain the model")
+        if not labels_required and fitted is None:
+            raise ConfigError("a manifest is read without labels only with a checkpoint's fitted preprocessing")
         self.path = str(path)
         self.columns = columns
         self.label_column = label_column
@@ -160,6 +167,7 @@ class ManifestDataModule(TensorDataModule):
         if fitted is not None and "options" in fitted:  # the settings the training files were decoded with
             self._use_options(fitted["options"])
         self.fitted = fitted
+        self.labels_required = labels_required
         self.row_ids: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ build
@@ -188,7 +196,7 @@ class ManifestDataModule(TensorDataModule):
         return {"path": self.path, "columns": plain(self.columns), "label_column": self.label_column,
                 "split_column": self.split_column, "splits": list(self.fractions), "split_seed": self.split_seed,
                 "task": self.task, "modalities": self.wanted, "on_error": self.on_error,
-                "allow_missing": self.allow_missing, "options": {k: asdict(v) for k, v in self.options.items()},
+                "allow_missing": self.allow_missing, "labels_required": self.labels_required, "options": {k: asdict(v) for k, v in self.options.items()},
                 "fitted": plain(self.fitted)}
 
     def _prepare(self, manifest: str) -> PreparedManifest:
@@ -208,8 +216,7 @@ class ManifestDataModule(TensorDataModule):
         present = self._check_modalities(table, readers, problems)
 
         kind, classes = self._label_kind_and_classes(table, plan, split_of, problems)
-        target, label_problems = label_rules.encode([row[plan.label] for row in table.rows], kind, classes)
-        problems.add_all(plan.label, label_problems)
+        target = self._labels(table, plan, kind, classes, problems)
         skipped = resolve(problems, self.on_error)
         dropped = problems.rows
         keep = torch.tensor([i not in dropped for i in range(len(table.rows))])
@@ -248,15 +255,19 @@ class ManifestDataModule(TensorDataModule):
         if self.fitted is None:
             return plan_columns(table, self.columns, self.label_column, self.split_column, self.wanted)
         plan = ColumnPlan.from_state(self.fitted["columns"])
-        needed = [c for m in plan.modalities for c in m.columns] + [plan.label]
-        absent = [c for c in needed if c not in table.columns]
+        absent = [c for m in plan.modalities for c in m.columns if c not in table.columns]
         if absent:
             raise DataError(
                 f"{table.name} lacks the column(s) {absent} that the checkpoint's model reads; its columns are "
                 f"{table.columns}. Rename its columns to match the training manifest"
             )
+        if self.labels_required and plan.label not in table.columns:
+            raise DataError(
+                f"{table.name} has no label column {plan.label!r}, and mmrun eval needs labels to score the model; "
+                f"for predictions on unlabelled rows use mmrun predict ckpt_path=... dataset.path={self.path}"
+            )
         split = plan.split if plan.split in table.columns else None
-        return ColumnPlan(plan.modalities, plan.label, split)
+        return ColumnPlan(plan.modalities, plan.label if self.labels_required else None, split)
 
     def _reader(self, modality) -> Reader:
         if modality.kind in ("image", "audio"):
@@ -274,6 +285,15 @@ class ManifestDataModule(TensorDataModule):
         else:
             decoded = [r.column for r in files if not r.cache_hit]
             log.info("data cache miss for %s: decoded and stored (%s)", ", ".join(decoded), where)
+
+    def _labels(self, table: Table, plan: ColumnPlan, kind: str, classes: list[str],
+                problems: Problems) -> torch.Tensor:
+        """The label tensor, with bad labels recorded in ``problems``; zeros when the plan reads no labels."""
+        if plan.label is None:
+            return label_rules.unlabelled(len(table.rows), kind, classes)
+        target, label_problems = label_rules.encode([row[plan.label] for row in table.rows], kind, classes)
+        problems.add_all(plan.label, label_problems)
+        return target
 
     # ----------------------------------------------------------------- splits
     def _assign_splits(self, table: Table, plan: ColumnPlan, problems: Problems) -> list[str | None]:

@@ -1,8 +1,15 @@
-"""A comparison as text: CSV (full precision), Markdown and a rich table (rounded, same cells)."""
+"""A comparison as text: CSV (full precision), Markdown (rounded) and a rich table for the terminal.
+
+The terminal table holds the essential columns (rank, settings, metric, seeds, test metric,
+a short paired test, beats baseline) and fits a 100-column terminal; the CI, parameters,
+time, memory and the long test description are in comparison.md and comparison.csv.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +21,9 @@ from mmrun.sweep.table import Comparison, Reference, Row
 
 NOT_SIGNIFICANT = "not significant"
 NOT_RANKED = "reference (not ranked)"
+REPEATS_FIELD = "repeats set aside"
+TERMINAL_CAPTION = (f"vs best: paired test against the best over shared seeds (*: p < {ALPHA}; ns: not significant; "
+                    f"n/a: < 2 shared seeds). CI, parameters, time and memory: comparison.md and .csv")
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -55,47 +65,92 @@ def _beats(row: Row) -> str:
     return {True: "yes", False: "no", None: ""}[row.beats_baseline]
 
 
-def headers(comparison: Comparison) -> list[str]:
-    """Column titles of the Markdown and rich tables."""
-    titles = ["rank", *comparison.group_by, f"{comparison.metric} mean ± std", "95% CI", "seeds",
-              f"{comparison.test_metric} mean ± std", "parameters", "train time (s)", "peak memory (MB)",
-              "vs best (paired)"]
-    return titles + ["beats baseline"] if comparison.baseline else titles
+def _versus_best_short(row: Row, comparison: Comparison) -> str:
+    """The paired test in a few characters for the terminal: ``best``, ``p=0.012 *``, ``p=0.31 ns``, ``n/a``."""
+    if row is comparison.best:
+        return "best"
+    test = row.versus_best
+    return "n/a" if test is None else f"p={test.p_value:.2g} {test.mark}"
 
 
-def cells(row: Row, comparison: Comparison) -> list[str]:
-    """One row of the Markdown and rich tables."""
-    values = [
-        str(row.rank),
-        *(_setting(row.settings[k]) for k in comparison.group_by),
-        _mean_std(row.metric),
-        _interval(row.metric),
-        str(row.metric.n if row.metric else 0),
-        _mean_std(row.test_metric),
-        "" if row.parameters is None else f"{row.parameters:,}",
-        _number(row.train_time_s, 1),
-        _number(row.peak_memory_mb, 0),
-        _versus_best(row, comparison),
+def _seeds(summary) -> str:
+    return str(summary.n if summary else 0)
+
+
+def _blank(_) -> str:
+    return ""
+
+
+def _reference_label(reference: Reference) -> str:
+    return reference.label
+
+
+def _not_ranked(_) -> str:
+    return NOT_RANKED
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the Markdown and terminal tables: its title, its cells and where it shows.
+
+    ``reference`` gives the baseline row's cell. Secondary columns (``terminal=False``) go to
+    comparison.md and .csv only, so that the terminal table fits 100 columns.
+    """
+
+    title: str
+    cell: Callable[[Row], str]
+    reference: Callable[[Reference], str] = _blank
+    numeric: bool = True
+    file: bool = True
+    terminal: bool = True
+
+
+def columns(comparison: Comparison, terminal: bool = False) -> list[Column]:
+    """The columns of comparison.md (``terminal=False``) or of the terminal table, in order."""
+    keys = comparison.group_by
+    every = [
+        Column("rank", lambda row: str(row.rank), _blank if keys else _reference_label),
+        *(Column(key, lambda row, key=key: _setting(row.settings[key]), _blank if i else _reference_label,
+                 numeric=False) for i, key in enumerate(keys)),
+        Column(f"{comparison.metric} mean ± std", lambda row: _mean_std(row.metric), lambda ref: _mean_std(ref.metric)),
+        Column("95% CI", lambda row: _interval(row.metric), terminal=False),
+        Column("seeds", lambda row: _seeds(row.metric), lambda ref: _seeds(ref.metric)),
+        Column(f"{comparison.test_metric} mean ± std", lambda row: _mean_std(row.test_metric),
+               lambda ref: _mean_std(ref.test_metric)),
+        Column("parameters", lambda row: "" if row.parameters is None else f"{row.parameters:,}", terminal=False),
+        Column("train time (s)", lambda row: _number(row.train_time_s, 1), lambda ref: _number(ref.time_s, 1),
+               terminal=False),
+        Column("peak memory (MB)", lambda row: _number(row.peak_memory_mb, 0), terminal=False),
+        Column("vs best (paired)", lambda row: _versus_best(row, comparison), _not_ranked, terminal=False),
+        Column("vs best", lambda row: _versus_best_short(row, comparison), _not_ranked, file=False),
     ]
-    return values + [_beats(row)] if comparison.baseline else values
+    if comparison.baseline:
+        every.append(Column("beats baseline", _beats))
+    return [column for column in every if (column.terminal if terminal else column.file)]
 
 
-def reference_cells(reference: Reference, comparison: Comparison) -> list[str]:
-    """The baseline row of the Markdown and rich tables: its label where the settings go, no rank."""
-    label = [reference.label, *[""] * (len(comparison.group_by) - 1)] if comparison.group_by else []
-    return [
-        "" if comparison.group_by else reference.label,
-        *label,
-        _mean_std(reference.metric),
-        "",
-        str(reference.metric.n if reference.metric else 0),
-        _mean_std(reference.test_metric),
-        "",
-        _number(reference.time_s, 1),
-        "",
-        NOT_RANKED,
-        "",
-    ]
+def headers(comparison: Comparison, terminal: bool = False) -> list[str]:
+    """Column titles of the Markdown (or the terminal) table."""
+    return [column.title for column in columns(comparison, terminal)]
+
+
+def cells(row: Row, comparison: Comparison, terminal: bool = False) -> list[str]:
+    """One row of the Markdown (or the terminal) table."""
+    return [column.cell(row) for column in columns(comparison, terminal)]
+
+
+def reference_cells(reference: Reference, comparison: Comparison, terminal: bool = False) -> list[str]:
+    """The baseline row: its label where the settings go (or in the rank column), no rank, no test."""
+    return [column.reference(reference) for column in columns(comparison, terminal)]
+
+
+def repeats_line(comparison: Comparison) -> str:
+    """One line naming the runs set aside as repeats of a seed ("" when there are none)."""
+    repeats = comparison.repeats
+    if not repeats:
+        return ""
+    return (f"{len(repeats)} repeated run(s) of the same configuration and seed were set aside (the most recent run "
+            f"of each seed counts, once): " + ", ".join(str(run.path) for run in repeats))
 
 
 def baseline_warning(comparison: Comparison) -> str:
@@ -125,6 +180,9 @@ def write_csv(comparison: Comparison, path: Path) -> None:
     fields = ["rank", *comparison.group_by, f"{m} mean", f"{m} std", f"{m} ci95 low", f"{m} ci95 high", "seeds",
               f"{t} mean", f"{t} std", "parameters", "train_time_s", "peak_memory_mb", "paired test", "pairs",
               "p_value", "significant", "run folders"]
+    repeats = bool(comparison.repeats)  # the column only when there are some: other reports keep their shape
+    if repeats:
+        fields.append(REPEATS_FIELD)
     reference = comparison.baseline
     if reference:
         fields += ["beats baseline", f"baseline {m} mean", "reference"]
@@ -139,8 +197,10 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 ts and ts.mean, ts and ts.std, row.parameters, row.train_time_s, row.peak_memory_mb,
                 test and test.name, test and test.pairs, test and test.p_value,
                 "" if test is None else test.significant,
-                ";".join(str(r.path) for r in row.runs),
+                _folders(row.runs),
             ]
+            if repeats:
+                values.append(_folders(row.repeats))
             if reference:
                 values += [_beats(row), row.baseline, ""]
             writer.writerow(["" if v is None else v for v in values])
@@ -149,10 +209,14 @@ def write_csv(comparison: Comparison, path: Path) -> None:
             values = [
                 "", *("" for _ in comparison.group_by),
                 s and s.mean, s and s.std, "", "", s.n if s else 0, ts and ts.mean, ts and ts.std,
-                "", reference.time_s, "", "", "", "", "", ";".join(str(r.path) for r in reference.runs),
-                "", "", reference.label,
+                "", reference.time_s, "", "", "", "", "", _folders(reference.runs),
+                *([""] if repeats else []), "", "", reference.label,
             ]
             writer.writerow(["" if v is None else v for v in values])
+
+
+def _folders(runs) -> str:
+    return ";".join(str(run.path) for run in runs)
 
 
 def _markdown_row(values: list[str]) -> str:
@@ -181,11 +245,13 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
             f"its train time is the baseline's own. "
             f"*beats baseline* compares each configuration's mean with the baseline fitted on its runs' data."
         )
-    titles = headers(comparison)
-    lines.append("| " + " | ".join(titles) + " |")
-    lines.append("|" + "|".join("---:" if i and i > len(comparison.group_by) else "---" for i in range(len(titles))) + "|")
+    shown = columns(comparison)
+    lines.append("| " + " | ".join(column.title for column in shown) + " |")
+    lines.append("|" + "|".join("---:" if column.numeric else "---" for column in shown) + "|")
     for row in comparison.rows:
         lines.append(_markdown_row(cells(row, comparison)))
+    if repeated := repeats_line(comparison):
+        lines += ["", f"**Note:** {repeated}."]
     if reference:
         lines.append(_markdown_row(reference_cells(reference, comparison)))
         if warning := baseline_warning(comparison):
@@ -204,17 +270,31 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
 
 
 def rich_table(comparison: Comparison, title: str) -> Table:
-    """The ranked table for the terminal, the best row in bold green."""
-    table = Table(title=title, title_justify="left")
-    for i, name in enumerate(headers(comparison)):
-        table.add_column(name, justify="right" if i == 0 or i > len(comparison.group_by) else "left")
-    for row in comparison.rows:
+    """The ranked table for the terminal (essential columns only), the best row in bold green.
+
+    Number columns are as wide as their widest value, so a value keeps one line; titles wrap
+    at spaces, and the settings columns take the rest of the width, folding a value too long
+    for it onto the next line rather than cutting it.
+    """
+    table = Table(title=title, title_justify="left", caption=TERMINAL_CAPTION, caption_justify="left")
+    rows = [cells(row, comparison, terminal=True) for row in comparison.rows]
+    reference = reference_cells(comparison.baseline, comparison, terminal=True) if comparison.baseline else None
+    for i, column in enumerate(columns(comparison, terminal=True)):
+        wrapped = [column.title] + ([reference[i]] if reference else [])
+        width = _one_line_width([values[i] for values in rows], wrapped) if column.numeric else None
+        table.add_column(column.title, justify="right" if column.numeric else "left", overflow="fold", width=width)
+    for row, values in zip(comparison.rows, rows):
         style = "bold green" if row is comparison.best else None
-        table.add_row(*map(escape, cells(row, comparison)), style=style)  # a value such as [image] is not markup
-    if comparison.baseline:
+        table.add_row(*map(escape, values), style=style)  # a value such as [image] is not markup
+    if reference:
         table.add_section()
-        table.add_row(*map(escape, reference_cells(comparison.baseline, comparison)), style="italic cyan")
+        table.add_row(*map(escape, reference), style="italic cyan")
     return table
+
+
+def _one_line_width(values: list[str], wrapped: list[str]) -> int:
+    """A column's width that keeps each value on one line and breaks the ``wrapped`` texts only at spaces."""
+    return max([len(value) for value in values] + [len(word) for text in wrapped for word in text.split()])
 
 
 def failed_table(comparison: Comparison) -> Table:

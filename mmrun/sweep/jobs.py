@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 from mmrun.errors import TrainingDiverged
+from mmrun.logfiles import to_log_files
 from mmrun.report import write_json
 from mmrun.resume import LAST
 from mmrun.sweep.runs import SUMMARY
@@ -77,10 +78,7 @@ def record_failure(error: BaseException, message: str) -> None:
         "error_type": type(error).__name__,
         "overrides": overrides,
     })
-    details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (details,), None))
+    to_log_files(logging.ERROR, "".join(traceback.format_exception(type(error), error, error.__traceback__)))
     log.error("job %s failed (%s): %s", num, run_dir, message)
 
 

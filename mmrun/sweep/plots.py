@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmrun.sweep.table import Comparison
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 MAX_LABEL = 48
+LEGEND_ROWS = 24  # entries per legend column, so that a long legend stays within the figure's height
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=110, layout="constrained")
@@ -24,67 +29,118 @@ def _short(label: str) -> str:
     return label if len(label) <= MAX_LABEL else label[: MAX_LABEL - 1] + "…"
 
 
-def comparison_png(comparison: Comparison, path: Path) -> None:
-    """Horizontal bars of the metric's mean per configuration (best on top), std as error bars;
-    the classical baseline's mean, when the runs carry one, as a dashed line."""
-    rows = [row for row in comparison.rows if row.metric]
-    figure = _figure(7.5, 1.2 + 0.38 * max(len(rows), 1))
+def _name(row) -> str:
+    """A configuration in a figure: its rank and (shortened) label, the same in every figure."""
+    return f"{row.rank}. {_short(row.label)}"
+
+
+def palette(n: int) -> list[tuple[float, ...]]:
+    """``n`` distinct colours: tab10's up to 10, tab20 then tab20b up to 40, else turbo sampled evenly.
+
+    A configuration keeps its colour (by rank) in comparison.png and learning_curves.png, so the
+    colours must not repeat within one report: matplotlib's default cycle repeats after 10.
+    """
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return list(colormaps["tab10"].colors[:n])
+    listed = colormaps["tab20"].colors + colormaps["tab20b"].colors
+    if n <= len(listed):
+        return list(listed[:n])
+    turbo = colormaps["turbo"]
+    return [turbo(i / (n - 1)) for i in range(n)]
+
+
+def _legend(figure: Figure, entries: int) -> None:
+    """One legend beside the axes (not over the data), in as many columns as its length needs."""
+    figure.legend(loc="outside right upper", fontsize=7, ncols=1 + (entries - 1) // LEGEND_ROWS)
+
+
+def _mark(row) -> str:
+    """The paired test against the best as a mark: ``*`` (differs), ``ns``, or "" when not tested (n < 2)."""
+    return row.versus_best.mark if row.versus_best else ""
+
+
+def comparison_png(comparison: Comparison, path: Path) -> Figure:
+    """Horizontal bars of the metric's mean per configuration (best on top), std as error bars.
+
+    Each configuration has its own colour, as in learning_curves.png, named in the legend; the
+    value beside a bar ends with its paired test against the best (no mark: not tested, fewer
+    than 2 shared seeds). The classical baseline's mean, when the runs carry one, is a dashed
+    line. Returns the figure, after saving it to ``path``.
+    """
+    coloured = [(row, colour) for row, colour in zip(comparison.rows, palette(len(comparison.rows))) if row.metric]
+    rows = [row for row, _ in coloured]
+    figure = _figure(10.0, 1.4 + 0.38 * max(len(rows), 1))
     axes = figure.add_subplot()
-    labels = [f"{row.rank}. {_short(row.label)}" for row in rows]
     means = [row.metric.mean for row in rows]
     errors = [row.metric.std or 0.0 for row in rows]
-    colours = ["tab:green" if i == 0 else ("tab:blue" if _significant(row) else "tab:gray")
-               for i, row in enumerate(rows)]
     positions = list(range(len(rows)))[::-1]
-    axes.barh(positions, means, xerr=errors, color=colours, capsize=3)
-    axes.set_yticks(positions, labels, fontsize=8)
+    bars = axes.barh(positions, means, xerr=errors, color=[colour for _, colour in coloured], capsize=3)
+    for bar, row in zip(bars, rows):
+        bar.set_label(_name(row))
+    axes.set_yticks(positions, [_name(row) for row in rows], fontsize=8)
     for y, row, error in zip(positions, rows, errors):  # labelled past the error bar, not over it
-        axes.annotate(f"{row.metric.mean:.4f} (n={row.metric.n})", (row.metric.mean + error, y), xytext=(6, 0),
-                      textcoords="offset points", va="center", fontsize=7)
+        text = f"{row.metric.mean:.4f} (n={row.metric.n}) {_mark(row)}".rstrip()
+        axes.annotate(text, (row.metric.mean + error, y), xytext=(6, 0), textcoords="offset points", va="center",
+                      fontsize=7)
     reference = comparison.baseline.metric if comparison.baseline else None
     if reference is not None:  # a line, not a bar: the baseline is not ranked
-        axes.axvline(reference.mean, color="tab:red", linestyle="--", linewidth=1,
+        axes.axvline(reference.mean, color="black", linestyle="--", linewidth=1,
                      label=f"{comparison.baseline.label}: {reference.mean:.4f}")
-        axes.legend(fontsize=7, loc="lower right")
     if means:
         low = min([m - e for m, e in zip(means, errors)] + ([reference.mean] if reference else []))
         high = max([m + e for m, e in zip(means, errors)] + ([reference.mean] if reference else []))
         pad = (high - low) * 0.25 or abs(high) * 0.05 or 0.05
         axes.set_xlim(low - pad, high + 2 * pad)
+        _legend(figure, len(rows) + (reference is not None))
     direction = "higher" if comparison.mode == "max" else "lower"
     axes.set_xlabel(f"{comparison.metric} (mean ± std over seeds; {direction} is better)")
-    axes.set_title("green: best; grey: not significantly different from best (p ≥ 0.05)", fontsize=8)
+    axes.set_title("beside each bar: mean (n = seeds), then the paired test against the best:\n"
+                   "* differs (p < 0.05); ns: not significantly; no mark: not tested (< 2 shared seeds)", fontsize=8)
     figure.savefig(path)
+    return figure
 
 
-def _significant(row) -> bool:
-    return row.versus_best is None or row.versus_best.significant
-
-
-def learning_curves_png(comparison: Comparison, path: Path) -> None:
-    """Validation metric per epoch: one line per configuration (seed mean), band = min..max."""
+def learning_curves_png(comparison: Comparison, path: Path) -> Figure:
+    """Validation metric per epoch: one line per configuration (seed mean, a marker per epoch),
+    band = min..max over seeds, colours as in comparison.png. Returns the figure, after saving it."""
     from matplotlib.ticker import MaxNLocator
 
-    figure = _figure(7.5, 4.5)
+    figure = _figure(10.0, 4.5)
     axes = figure.add_subplot()
-    for row in comparison.rows:
+    lengths, last = [], 1
+    for row, colour in zip(comparison.rows, palette(len(comparison.rows))):
         curves = [run.curve(comparison.metric) for run in row.runs]
         epochs = sorted({e for c in curves for e in c})
         if not epochs:
             continue
+        lengths.append(len(epochs))
+        last = max(last, epochs[-1] + 1)
         values = [[c[e] for c in curves if e in c] for e in epochs]
         mean = [sum(v) / len(v) for v in values]
-        line = axes.plot([e + 1 for e in epochs], mean, label=_short(row.label), linewidth=1.4)[0]
+        axes.plot([e + 1 for e in epochs], mean, label=_name(row), color=colour, linewidth=1.4, marker="o",
+                  markersize=3.5)
         if len(curves) > 1:
             axes.fill_between([e + 1 for e in epochs], [min(v) for v in values], [max(v) for v in values],
-                              color=line.get_color(), alpha=0.18, linewidth=0)
+                              color=colour, alpha=0.18, linewidth=0)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlim(0.5, last + 0.5)  # whole epochs, also when there is only one
     axes.set_xlabel("epoch")
     axes.set_ylabel(comparison.metric)
-    axes.set_title("validation metric per epoch (line: mean over seeds; band: min to max)", fontsize=9)
-    if axes.lines:
-        axes.legend(fontsize=7, loc="best")
+    axes.set_title(f"validation metric per epoch (line: mean over seeds; band: min to max){_curves_note(lengths)}",
+                   fontsize=9)
+    if lengths:
+        _legend(figure, len(lengths))
     figure.savefig(path)
+    return figure
+
+
+def _curves_note(lengths: list[int]) -> str:
+    """A second title line when the curves cannot be lines: no epochs logged, or only one."""
+    if not lengths:
+        return "\nno per-epoch values: the runs left no metrics.csv with this metric"
+    return "\nonly one epoch was logged: one point per configuration" if max(lengths) == 1 else ""
 
 
 def optimisation_history_png(values: list[float | None], mode: str, metric: str, path: Path) -> None:

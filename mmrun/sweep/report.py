@@ -17,6 +17,7 @@ from mmrun.sweep.runs import Run, find_runs
 from mmrun.sweep.table import Comparison, build
 
 OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the sweep root
+OFF_TERMINAL_WIDTH = 100
 
 
 def write_report(folders: list[Path], output: Path, group_by: list[str] | None = None, metric: str | None = None,
@@ -38,6 +39,8 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
     if comparison.rows:
         console.print(formats.rich_table(comparison, f"comparison of {len(runs) - len(comparison.failed)} runs "
                                                      f"by {comparison.metric} ({comparison.mode})"))
+    if repeated := formats.repeats_line(comparison):
+        console.print(f"[bold yellow]note:[/] {escape(repeated)}")
     if warning := formats.baseline_warning(comparison):
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if single := formats.single_modality_line(comparison):
@@ -49,9 +52,9 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
 
 
 def _console() -> Console:
-    """The terminal's width on a terminal; wide lines in logs and pipes rather than wrapped cells."""
+    """The terminal's width on a terminal; elsewhere (logs, pipes) the 100 columns the table is made to fit."""
     console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return console if console.is_terminal else Console(width=OFF_TERMINAL_WIDTH)
 
 
 def _search_section(folder: Path, runs: list[Run], comparison: Comparison, output: Path) -> str:

@@ -64,6 +64,12 @@ class Run:
         except (TypeError, ValueError):
             return self._saved_config.get(SEED_KEY)
 
+    @property
+    def finished_at(self) -> float:
+        """When the run wrote its metrics.json (the file's modification time; 0.0 without one)."""
+        summary = self.path / SUMMARY
+        return summary.stat().st_mtime if summary.is_file() else 0.0
+
     def value(self, metric: str) -> float | None:
         """A validation metric at the best epoch, or a test metric; None when not logged."""
         source = self.summary.get("test", {}) if metric.startswith("test/") else self.summary.get("best_val", {})

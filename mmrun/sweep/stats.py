@@ -13,6 +13,29 @@ from dataclasses import dataclass
 WILCOXON_MIN_PAIRS = 6
 ALPHA = 0.05
 
+# The range of a metric, by the first word of its name (``val/f1_macro`` -> ``f1``,
+# ``val/recall@10`` -> ``recall``): a confidence interval never reaches past it.
+Bounds = tuple[float | None, float | None]  # (low, high); None: no bound on that side
+UNBOUNDED: Bounds = (None, None)
+UNIT_INTERVAL: Bounds = (0.0, 1.0)
+METRIC_RANGES: dict[str, Bounds] = {
+    **dict.fromkeys(("acc", "accuracy", "f1", "auroc", "map", "precision", "recall", "ndcg", "mrr"), UNIT_INTERVAL),
+    **dict.fromkeys(("loss", "mse", "rmse", "mae"), (0.0, None)),
+    "r2": (None, 1.0),
+}
+
+
+def metric_range(metric: str) -> Bounds:
+    """The (low, high) values ``metric`` can take, None where it has no bound (unknown metrics: both)."""
+    word = metric.split("/", 1)[-1].replace("@", "_").split("_", 1)[0]
+    return METRIC_RANGES.get(word, UNBOUNDED)
+
+
+def _clip(value: float, bounds: Bounds) -> float:
+    low, high = bounds
+    value = value if low is None else max(low, value)
+    return value if high is None else min(high, value)
+
 
 @dataclass(frozen=True)
 class SeedSummary:
@@ -25,8 +48,12 @@ class SeedSummary:
     ci_high: float | None
 
 
-def summarise(values: list[float]) -> SeedSummary | None:
-    """Summarise per-seed values; None when there are none. The interval uses Student's t."""
+def summarise(values: list[float], bounds: Bounds = UNBOUNDED) -> SeedSummary | None:
+    """Summarise per-seed values; None when there are none.
+
+    The interval uses Student's t, clipped to ``bounds`` (see ``metric_range``): an accuracy
+    of 0.95 ± 0.2 over two seeds has an interval that the metric itself cannot reach.
+    """
     from scipy import stats
 
     values = [v for v in values if v is not None and not math.isnan(v)]
@@ -38,7 +65,7 @@ def summarise(values: list[float]) -> SeedSummary | None:
         return SeedSummary(n, mean, None, None, None)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-    return SeedSummary(n, mean, std, mean - half, mean + half)
+    return SeedSummary(n, mean, std, _clip(mean - half, bounds), _clip(mean + half, bounds))
 
 
 @dataclass(frozen=True)
@@ -52,6 +79,11 @@ class PairedTest:
     @property
     def significant(self) -> bool:
         return self.p_value < ALPHA
+
+    @property
+    def mark(self) -> str:
+        """``*``: differs from the best (p < ALPHA); ``ns``: not significantly."""
+        return "*" if self.significant else "ns"
 
 
 def paired_test(values: dict[int, float], best: dict[int, float]) -> PairedTest | None:

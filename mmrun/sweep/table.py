@@ -1,7 +1,9 @@
 """Group runs into configurations and rank them: the numbers behind every report format.
 
 A configuration is the set of runs that agree on every grouping key (by default every swept
-key but ``seed``); its seeds are the repeats. Rows are ranked best first in the metric's
+key but ``seed``); its seeds are the repeats. Runs that also share the seed (and every other
+swept key) repeat one experiment rather than add a seed: only the most recent counts, the
+others are set aside and named in the report. Rows are ranked best first in the metric's
 direction, and each row is tested against the best row over the seeds both have.
 
 When runs carry a classical baseline (``baseline`` in metrics.json, see ``mmrun.baseline``),
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from mmrun.errors import ConfigError
 from mmrun.sweep.runs import Run, swept_keys
-from mmrun.sweep.stats import PairedTest, SeedSummary, paired_test, summarise
+from mmrun.sweep.stats import PairedTest, SeedSummary, metric_range, paired_test, summarise
 
 MODES = ("max", "min")
 
@@ -38,13 +40,14 @@ class Row:
     versus_best: PairedTest | None = None
     baseline: float | None = None  # the classical baseline's mean this row is compared with
     beats_baseline: bool | None = None  # None: no baseline (or no value) to compare with
+    repeats: list[Run] = field(default_factory=list)  # earlier runs of a seed in ``runs``: not counted
 
     @property
     def label(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.settings.items()) or "all runs"
 
     def per_seed(self, metric: str) -> dict[int, float]:
-        """Metric value per seed (the last run wins if a seed repeats)."""
+        """Metric value per seed (runs pooled by a narrow ``group_by`` that share a seed: the last one)."""
         return {r.seed: v for r in self.runs if r.seed is not None and (v := r.value(metric)) is not None}
 
 
@@ -88,6 +91,11 @@ class Comparison:
         """The best configuration that trains on one modality (``dataset.modalities=[x]``), if any."""
         single = [row for row in self.rows if row.metric and _modality_count(row) == 1]
         return single[0] if single else None  # rows are in rank order
+
+    @property
+    def repeats(self) -> list[Run]:
+        """Runs set aside because a more recent run of the same configuration and seed counts instead."""
+        return [run for row in self.rows for run in row.repeats]
 
     @property
     def below_baseline(self) -> list[Row]:
@@ -162,7 +170,9 @@ def build(runs: list[Run], group_by: list[str] | None = None, metric: str | None
     groups: dict[tuple[str, ...], list[Run]] = {}
     for run in completed:
         groups.setdefault(tuple(run.setting(k) for k in keys), []).append(run)
-    rows = [_row(dict(zip(keys, values)), members, metric, test_metric) for values, members in groups.items()]
+    experiment = swept_keys(runs)
+    rows = [_row(dict(zip(keys, values)), *_latest_per_seed(members, experiment), metric, test_metric)
+            for values, members in groups.items()]
 
     sign = 1 if mode == "max" else -1
     rows.sort(key=lambda row: (row.metric is None, -sign * row.metric.mean if row.metric else 0))
@@ -172,7 +182,8 @@ def build(runs: list[Run], group_by: list[str] | None = None, metric: str | None
         best = rows[0].per_seed(metric)
         for row in rows[1:]:
             row.versus_best = paired_test(row.per_seed(metric), best)
-    reference = _reference(completed, metric, test_metric)
+    set_aside = {id(run) for row in rows for run in row.repeats}
+    reference = _reference([run for run in completed if id(run) not in set_aside], metric, test_metric)
     if reference is not None:
         for row in rows:
             _compare_with_baseline(row, reference, metric, mode)
@@ -194,8 +205,8 @@ def _reference(runs: list[Run], metric: str, test_metric: str) -> Reference | No
     times = [t for run in unique if isinstance(t := run.baseline.get("time_s"), (int, float))]
     return Reference(
         name=" / ".join(name for name, _ in names.most_common()),
-        metric=summarise([run.baseline_value(metric) for run in unique]),
-        test_metric=summarise([run.baseline_value(test_metric) for run in unique]),
+        metric=summarise([run.baseline_value(metric) for run in unique], metric_range(metric)),
+        test_metric=summarise([run.baseline_value(test_metric) for run in unique], metric_range(test_metric)),
         time_s=_mean(times),
         runs=[run for run in runs if run.baseline_value(metric) is not None],
     )
@@ -210,18 +221,37 @@ def _compare_with_baseline(row: Row, reference: Reference, metric: str, mode: st
     row.beats_baseline = row.metric.mean > row.baseline if mode == "max" else row.metric.mean < row.baseline
 
 
-def _row(settings: dict[str, str], runs: list[Run], metric: str, test_metric: str) -> Row:
+def _latest_per_seed(runs: list[Run], experiment: list[str]) -> tuple[list[Run], list[Run]]:
+    """Split runs into those that count, one per seed, and the repeats set aside (both in input order).
+
+    Runs that agree on the seed and on every swept key (``experiment``) are one experiment run
+    twice: counting both would report two seeds with a spread of zero. The most recent, by when
+    it wrote metrics.json (then by folder), counts: a run is repeated after a fix or an upgrade,
+    and a file's time follows the run wherever it is compared, whereas folder names need not
+    say when (job folders are named after their overrides). Runs without a seed all count.
+    """
+    latest: dict[object, Run] = {}
+    for run in sorted(runs, key=lambda r: (r.finished_at, str(r.path))):
+        identity = run.path if run.seed is None else (run.seed, *(run.setting(k) for k in experiment))
+        latest[identity] = run
+    counted = {id(run) for run in latest.values()}
+    return [r for r in runs if id(r) in counted], [r for r in runs if id(r) not in counted]
+
+
+def _row(settings: dict[str, str], runs: list[Run], repeats: list[Run], metric: str, test_metric: str) -> Row:
+    """Summarise one configuration's counted runs; ``repeats`` are only recorded."""
     memory = [m for r in runs if (m := r.summary.get("peak_memory_mb")) is not None]
     params = [p for r in runs if (p := (r.summary.get("parameters") or {}).get("total")) is not None]
     times = [t for r in runs if (t := r.summary.get("train_time_s")) is not None]
     return Row(
         settings=settings,
         runs=runs,
-        metric=summarise([r.value(metric) for r in runs]),
-        test_metric=summarise([r.value(test_metric) for r in runs]),
+        metric=summarise([r.value(metric) for r in runs], metric_range(metric)),
+        test_metric=summarise([r.value(test_metric) for r in runs], metric_range(test_metric)),
         parameters=max(params) if params else None,
         train_time_s=_mean(times),
         peak_memory_mb=max(_peak(m) for m in memory) if memory else None,
+        repeats=repeats,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,14 @@ def test_list_values_show_in_the_terminal_table(tmp_path):
     write_report([root], tmp_path / "report", console=console)
     text = console.export_text()
     assert "│ [audio]" in text and "│ [image]" in text  # not swallowed as rich markup tags
+
+
+def test_two_runs_of_one_seed_are_one_seed_not_a_zero_width_interval(tmp_path):
+    for name in ("first", "second"):
+        fake_run(tmp_path / name, ["seed=42"], 0.8, 42)
+        os.utime(tmp_path / name / "metrics.json", (1_000, 1_000))  # finished together: the folder decides
+    comparison = build(find_runs([tmp_path]))
+    (row,) = comparison.rows
+    assert row.metric.n == 1 and row.metric.std is None and row.metric.ci_low is None
+    assert [run.path.name for run in row.runs] == ["second"]
+    assert [run.path.name for run in comparison.repeats] == ["first"]
