@@ -22,8 +22,9 @@ from mmrun.sweep.table import Comparison, Reference, Row
 NOT_SIGNIFICANT = "not significant"
 NOT_RANKED = "reference (not ranked)"
 REPEATS_FIELD = "repeats set aside"
-TERMINAL_CAPTION = (f"vs best: paired test against the best over shared seeds (*: p < {ALPHA}; ns: not significant; "
-                    f"n/a: < 2 shared seeds). CI, parameters, time and memory: comparison.md and .csv")
+TERMINAL_KEY = (f"vs best: paired test against the best over shared seeds (*: p < {ALPHA}; ns: not significant; "
+                f"n/a: < 2 shared seeds)")
+TERMINAL_MORE = "CI, parameters, time and memory: comparison.md and .csv"
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -42,12 +43,16 @@ def _interval(summary) -> str:
     return f"[{summary.ci_low:.4f}, {summary.ci_high:.4f}]"
 
 
-def _versus_best(row: Row, comparison: Comparison) -> str:
+def _versus_best(row: Row, comparison: Comparison, short: bool = False) -> str:
+    """The paired test against the best: in full for the files, in a few characters for the
+    terminal (``best``, ``p=0.012 *``, ``p=0.31 ns``, ``n/a``)."""
     if row is comparison.best:
         return "best"
     test = row.versus_best
     if test is None:
-        return "n/a (< 2 shared seeds)"
+        return "n/a" if short else "n/a (< 2 shared seeds)"
+    if short:
+        return f"p={test.p_value:.2g} {test.mark}"
     flag = f" {NOT_SIGNIFICANT}" if not test.significant else ""
     return f"p={test.p_value:.3g} ({test.name}, {test.pairs} pairs){flag}"
 
@@ -65,14 +70,6 @@ def _beats(row: Row) -> str:
     return {True: "yes", False: "no", None: ""}[row.beats_baseline]
 
 
-def _versus_best_short(row: Row, comparison: Comparison) -> str:
-    """The paired test in a few characters for the terminal: ``best``, ``p=0.012 *``, ``p=0.31 ns``, ``n/a``."""
-    if row is comparison.best:
-        return "best"
-    test = row.versus_best
-    return "n/a" if test is None else f"p={test.p_value:.2g} {test.mark}"
-
-
 def _seeds(summary) -> str:
     return str(summary.n if summary else 0)
 
@@ -87,6 +84,10 @@ def _reference_label(reference: Reference) -> str:
 
 def _not_ranked(_) -> str:
     return NOT_RANKED
+
+
+def _not_ranked_short(_) -> str:
+    return "not ranked"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ def columns(comparison: Comparison, terminal: bool = False) -> list[Column]:
         Column("rank", lambda row: str(row.rank), _blank if keys else _reference_label),
         *(Column(key, lambda row, key=key: _setting(row.settings[key]), _blank if i else _reference_label,
                  numeric=False) for i, key in enumerate(keys)),
-        Column(f"{comparison.metric} mean ± std", lambda row: _mean_std(row.metric), lambda ref: _mean_std(ref.metric)),
+        Column(f"{comparison.metric} mean ± std", lambda row: _mean_std(row.metric),
+               lambda ref: _mean_std(ref.metric)),
         Column("95% CI", lambda row: _interval(row.metric), terminal=False),
         Column("seeds", lambda row: _seeds(row.metric), lambda ref: _seeds(ref.metric)),
         Column(f"{comparison.test_metric} mean ± std", lambda row: _mean_std(row.test_metric),
@@ -122,16 +124,11 @@ def columns(comparison: Comparison, terminal: bool = False) -> list[Column]:
                terminal=False),
         Column("peak memory (MB)", lambda row: _number(row.peak_memory_mb, 0), terminal=False),
         Column("vs best (paired)", lambda row: _versus_best(row, comparison), _not_ranked, terminal=False),
-        Column("vs best", lambda row: _versus_best_short(row, comparison), _not_ranked, file=False),
+        Column("vs best", lambda row: _versus_best(row, comparison, short=True), _not_ranked_short, file=False),
     ]
     if comparison.baseline:
         every.append(Column("beats baseline", _beats))
     return [column for column in every if (column.terminal if terminal else column.file)]
-
-
-def headers(comparison: Comparison, terminal: bool = False) -> list[str]:
-    """Column titles of the Markdown (or the terminal) table."""
-    return [column.title for column in columns(comparison, terminal)]
 
 
 def cells(row: Row, comparison: Comparison, terminal: bool = False) -> list[str]:
@@ -250,12 +247,12 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
     lines.append("|" + "|".join("---:" if column.numeric else "---" for column in shown) + "|")
     for row in comparison.rows:
         lines.append(_markdown_row(cells(row, comparison)))
-    if repeated := repeats_line(comparison):
-        lines += ["", f"**Note:** {repeated}."]
     if reference:
         lines.append(_markdown_row(reference_cells(reference, comparison)))
-        if warning := baseline_warning(comparison):
-            lines += ["", f"**Warning:** {warning}."]
+    if repeated := repeats_line(comparison):
+        lines += ["", f"**Note:** {repeated}."]
+    if warning := baseline_warning(comparison):
+        lines += ["", f"**Warning:** {warning}."]
     if single := single_modality_line(comparison):
         lines += ["", single[0].upper() + single[1:] + "."]
     if comparison.failed:
@@ -276,7 +273,7 @@ def rich_table(comparison: Comparison, title: str) -> Table:
     at spaces, and the settings columns take the rest of the width, folding a value too long
     for it onto the next line rather than cutting it.
     """
-    table = Table(title=title, title_justify="left", caption=TERMINAL_CAPTION, caption_justify="left")
+    table = Table(title=title, title_justify="left", caption=_caption(comparison), caption_justify="left")
     rows = [cells(row, comparison, terminal=True) for row in comparison.rows]
     reference = reference_cells(comparison.baseline, comparison, terminal=True) if comparison.baseline else None
     for i, column in enumerate(columns(comparison, terminal=True)):
@@ -290,6 +287,12 @@ def rich_table(comparison: Comparison, title: str) -> Table:
         table.add_section()
         table.add_row(*map(escape, reference), style="italic cyan")
     return table
+
+
+def _caption(comparison: Comparison) -> str:
+    """What the short cells of the terminal table mean, and where the other columns are."""
+    reference = f"; the {comparison.baseline.label} row is a {NOT_RANKED}" if comparison.baseline else ""
+    return f"{TERMINAL_KEY}{reference}. {TERMINAL_MORE}"
 
 
 def _one_line_width(values: list[str], wrapped: list[str]) -> int:

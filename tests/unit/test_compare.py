@@ -48,7 +48,8 @@ def _rerun(folder: Path, value: float, finished: float) -> Path:
 def test_repeats_of_a_seed_count_once_and_are_named(tmp_path, capsys):
     # The same configuration and seed run three times (two runs and a copied one): one seed, not three.
     newest = _rerun(tmp_path / "runs" / "a", 0.80, finished=3_000)
-    older = [_rerun(tmp_path / "runs" / "b", 0.70, finished=1_000), _rerun(tmp_path / "copy" / "c", 0.75, finished=2_000)]
+    older = [_rerun(tmp_path / "runs" / "b", 0.70, finished=1_000),
+             _rerun(tmp_path / "copy" / "c", 0.75, finished=2_000)]
     fake_run(tmp_path / "runs" / "d", ["fusion=concat", "seed=7"], 0.60, 7)  # another seed: counts
     assert main([str(tmp_path / "runs"), str(tmp_path / "copy"), f"output={tmp_path / 'report'}"]) == 0
 
