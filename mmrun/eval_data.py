@@ -1,12 +1,13 @@
 """The data ``mmrun eval`` and ``mmrun predict`` score: the checkpoint's dataset, optionally new data.
 
-``eval.yaml``'s ``dataset`` node (``predict.yaml`` takes eval's) lists the dataset keys an evaluation may change (``path``,
-``on_error``, ...); the non-null ones are merged onto the dataset config saved in the
-checkpoint, and a key that the checkpoint's dataset does not have is refused. A datamodule
-that fitted preprocessing on its training rows (vocabulary, statistics, class names) stored
-it in ``spec.extra["fitted"]``; it is handed back as ``fitted=...`` so new data is prepared
-exactly as the training data was; ``labels_required=False`` (``mmrun predict``) lets it read
-a table without labels. ``split=all`` scores every row (all splits together).
+``eval.yaml``'s ``dataset`` node (also predict's) lists the dataset keys an evaluation may
+change (``path``, ``on_error``, ...); the non-null ones are merged onto the dataset config
+saved in the checkpoint, and a key that the checkpoint's dataset does not have is refused.
+A datamodule that fitted preprocessing on its training rows (vocabulary, statistics, class
+names) stored it in ``spec.extra["fitted"]``; it is handed back as ``fitted=...`` so new
+data is prepared exactly as the training data was; ``labels_required=False`` (``mmrun
+predict``) lets it read a table without labels. ``split=all`` scores every row (all splits
+together).
 """
 
 from __future__ import annotations

@@ -196,8 +196,8 @@ class ManifestDataModule(TensorDataModule):
         return {"path": self.path, "columns": plain(self.columns), "label_column": self.label_column,
                 "split_column": self.split_column, "splits": list(self.fractions), "split_seed": self.split_seed,
                 "task": self.task, "modalities": self.wanted, "on_error": self.on_error,
-                "allow_missing": self.allow_missing, "labels_required": self.labels_required, "options": {k: asdict(v) for k, v in self.options.items()},
-                "fitted": plain(self.fitted)}
+                "allow_missing": self.allow_missing, "labels_required": self.labels_required,
+                "options": {k: asdict(v) for k, v in self.options.items()}, "fitted": plain(self.fitted)}
 
     def _prepare(self, manifest: str) -> PreparedManifest:
         """Read, check, fit and transform the manifest (see the module docstring)."""

@@ -33,8 +33,8 @@ def without_labels(trained):
 def score(command: str, trained, table, cwd, *extra: str):
     """Run ``mmrun <command>`` on ``table``; the result and predictions.csv's lines (None if not written)."""
     root, checkpoint, _ = trained
-    result = run_mmrun([command, f"ckpt_path={checkpoint}", f"dataset.path={table}", f"dataset.cache_dir={root / 'cache'}",
-                        "accelerator=cpu", *extra], cwd)
+    result = run_mmrun([command, f"ckpt_path={checkpoint}", f"dataset.path={table}",
+                        f"dataset.cache_dir={root / 'cache'}", "accelerator=cpu", *extra], cwd)
     written = list((cwd / "outputs").rglob("predictions.csv"))
     return result, list(csv.DictReader(written[0].open())) if written else None
 
@@ -55,7 +55,8 @@ def test_predict_writes_every_row_of_a_table_without_a_label_column(trained, tmp
 def test_predict_reads_no_labels_and_matches_eval_on_the_labelled_rows(trained, tmp_path):
     """Half the label cells empty: predict scores every row, eval (skipping them) the others, alike."""
     root, _, rows = trained
-    table = write_csv(root / "new" / "half.csv", [dict(r, label=r["label"] if i % 2 else "") for i, r in enumerate(rows)])
+    half = [dict(r, label=r["label"] if i % 2 else "") for i, r in enumerate(rows)]
+    table = write_csv(root / "new" / "half.csv", half)
     (tmp_path / "predict").mkdir()
     predicted_result, predicted = score("predict", trained, table, tmp_path / "predict")
     assert predicted_result.returncode == 0, predicted_result.stderr[-3000:]
