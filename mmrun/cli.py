@@ -70,6 +70,39 @@ def overrides_of(args: list[str]) -> list[str]:
     return result
 
 
+def with_config_folders(child: list[str], args: list[str]) -> list[str]:
+    """A DDP worker of a sweep job runs with its job's overrides only (``ddp_child_args``); add
+    back the user's config folders of the command line (``--config-dir``, ``hydra.searchpath``)."""
+    from mmrun.config_check import SEARCHPATH, config_dir_arg
+
+    if child == args:
+        return args
+    config_dir = config_dir_arg(args)[0]
+    searchpath = [o for o in overrides_of(args) if o.lstrip("+").split("=", 1)[0] == SEARCHPATH]
+    return [*child, *(["--config-dir", config_dir] if config_dir else []), *searchpath]
+
+
+def quote_paths(args: list[str], multirun: bool) -> list[str]:
+    """Quote path values that Hydra's override grammar would misread, so paths paste as they are.
+
+    Sweep job folders are named after their overrides (``fusion=attention,seed=1-00c62586``);
+    ``ckpt_path=<that folder>/checkpoints/best.ckpt`` would stop at the second ``=``. Values
+    of path keys (``ckpt_path``, ``resume``, ``*.path``, ``*_dir``, ``*.root``) holding ``=``,
+    or a comma outside a sweep (where commas list values), are quoted for Hydra.
+    """
+    positional = set(overrides_of(args))
+    quoted = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        is_path = key.lstrip("+") in ("ckpt_path", "resume") or key.endswith((".path", "_dir", ".dir", ".root"))
+        special = "=" in value or ("," in value and not multirun)
+        if arg in positional and is_path and special and value[:1] not in ("'", '"', "["):
+            mark = "'" if '"' in value else '"'
+            arg = f"{key}={mark}{value}{mark}"
+        quoted.append(arg)
+    return quoted
+
+
 def check_output_folder(overrides: list[str], multirun: bool) -> None:
     """Refuse a run or sweep folder that cannot be written before any work (default: outputs/)."""
     from mmrun.paths import check_writable
@@ -90,7 +123,8 @@ def run_command(command: str, args: list[str]) -> int:
         shown = " and ".join("/".join(sorted(flags, key=len)) for flags in modes)
         raise ConfigError(f"{shown} cannot be combined (Hydra runs one mode per command); "
                           f"to see a sweep job's config, drop -m and keep its overrides")
-    args = ddp_child_args(args)
+    args = with_config_folders(ddp_child_args(args), args)
+    args = quote_paths(args, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     if command == "train":
         from mmrun.resume import resume_args
 

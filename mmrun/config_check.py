@@ -11,7 +11,6 @@ Lightning, so a typo is answered in well under a second.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import re
@@ -63,11 +62,12 @@ def description(roots: list[Path], group: str, option: str) -> str:
 
 
 def config_dir_arg(args: list[str]) -> tuple[str | None, list[str]]:
-    """The folder of ``--config-dir DIR``/``-cd DIR`` (read as Hydra's parser reads it), and the other arguments."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--config-dir", "-cd")
-    known, rest = parser.parse_known_args(args)
-    return known.config_dir, rest
+    """The folder of ``--config-dir DIR``/``-cd DIR``, read by Hydra's own parser, and the
+    positional arguments (then any it does not know)."""
+    from hydra._internal.utils import get_args_parser
+
+    known, unknown = get_args_parser().parse_known_args(args)
+    return known.config_dir, [*known.overrides, *unknown]
 
 
 def user_searchpath(config_dir: str | None, overrides: list) -> list[str]:
@@ -113,9 +113,9 @@ def config_roots(searchpath: list[str]) -> list[Path]:
 
 def searchpath_override(entries: list[str]) -> str:
     """``hydra.searchpath=[...]`` for ``entries``, written so Hydra reads them back unchanged."""
-    from hydra._internal.grammar.utils import escape_special_characters
+    from hydra.core.override_parser.types import Quote, QuotedString
 
-    return f"{SEARCHPATH}=[{','.join(map(escape_special_characters, entries))}]"
+    return f"{SEARCHPATH}=[{','.join(QuotedString(entry, Quote.single).with_quotes() for entry in entries)}]"
 
 
 def defaults_groups(config_name: str) -> set[str]:

@@ -46,6 +46,7 @@ class Scoring:
         from mmrun.checkpoint import load_checkpoint, model_from_checkpoint
         from mmrun.data.loader import TensorBatchLoader
         from mmrun.eval_data import build_datamodule, dataset_config, split_tensors
+        from mmrun.threads import apply_threads
         from mmrun.train import quiet_lightning
 
         if OmegaConf.is_missing(cfg, "ckpt_path"):
@@ -54,6 +55,7 @@ class Scoring:
         if cfg.split not in ("auto", *SPLITS):
             raise ConfigError(f"split={cfg.split} is unknown; use auto or one of {list(SPLITS)}")
         quiet_lightning()
+        apply_threads(cfg)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         checkpoint = load_checkpoint(cfg.ckpt_path)
         model = model_from_checkpoint(checkpoint, cfg.ckpt_path)

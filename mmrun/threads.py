@@ -11,6 +11,7 @@ default threads and 1.5 s with one. ``OMP_NUM_THREADS``, when the environment se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -129,10 +130,8 @@ def apply_threads(cfg: Any) -> Threads:
     processes = _job_processes(cfg.get("trainer") or {}, cores)
     threads = resolve_threads(cfg.get("threads", "auto"), cores, _launcher_jobs(), processes, _ENV_LIMIT)
     torch.set_num_threads(threads.count)
-    try:
-        torch.set_num_interop_threads(threads.count)
-    except RuntimeError:  # allowed once per process, before any parallel work: a later job keeps the first
-        pass
+    with contextlib.suppress(RuntimeError):  # allowed once per process, before any parallel work: a later
+        torch.set_num_interop_threads(threads.count)  # job of a sweep keeps the first
     if processes > 1:  # Lightning's DDP launcher sets its own count unless this is set; its workers inherit it
         os.environ[ENV] = str(threads.count)
     log.info("threads: %s", threads)

@@ -129,7 +129,7 @@ def measure(batch_size: int, overrides: list[str], epochs: int, warmup: int) -> 
         steps = max(clock.samples // batch_size, 5)
         ref_rate = reference_rate(reference_model, parts.datamodule.splits["train"], cfg, batch_size, steps, warmup, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    return mmrun_rate, ref_rate, f"{name}, {torch.get_num_threads()} threads"
+    return mmrun_rate, ref_rate, f"{name}, threads {torch.get_num_threads()}"
 
 
 def main() -> None:

@@ -183,3 +183,13 @@ def test_a_stop_signal_interrupts_and_hands_on_to_the_previous_handler(tmp_path)
             os.kill(os.getpid(), signal.SIGTERM)  # outside training: at once
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_paths_with_hydra_grammar_characters_are_quoted_for_hydra():
+    from mmrun.cli import quote_paths
+
+    job = "ckpt_path=sw/fusion=attention,seed=1-00c62586/checkpoints/best.ckpt"
+    assert quote_paths([job, "seed=1"], multirun=False) == [f'ckpt_path="{job.split("=", 1)[1]}"', "seed=1"]
+    assert quote_paths(["dataset.path=a.csv,b.csv"], multirun=True) == ["dataset.path=a.csv,b.csv"]  # a sweep
+    assert quote_paths(["hydra.searchpath=[file://x]", "fusion=a,b", "resume='r=1'"], multirun=False) == \
+           ["hydra.searchpath=[file://x]", "fusion=a,b", "resume='r=1'"]
