@@ -71,3 +71,17 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 def make_manifest(folder: Path, count: int = 40, split: bool = True, name: str = "manifest.csv") -> Path:
     return write_csv(folder / name, make_rows(folder, count, split))
+
+
+# Small decoding settings for manifest datamodules built in tests.
+TINY = dict(image={"size": [16, 16]}, audio={"sample_rate": 8000, "duration": 0.1, "n_fft": 64, "hop_length": 16,
+                                             "n_mels": 16}, batch_size=8)
+
+
+def build(path, tmp_path, **options):
+    """A set-up manifest datamodule over ``path`` with the tiny settings, caching in ``tmp_path``."""
+    from mmrun.data.manifest import ManifestDataModule
+
+    datamodule = ManifestDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), **{**TINY, **options})
+    datamodule.setup()
+    return datamodule

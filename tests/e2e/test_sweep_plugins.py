@@ -29,7 +29,9 @@ def test_joblib_runs_jobs_in_parallel_on_a_manifest_with_a_shared_cache(tmp_path
             "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep", *TINY[1:]]
     result = run_mmrun(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [read_metrics(tmp_path / "sweep" / str(job))["status"] for job in (0, 1)] == ["completed"] * 2
+    jobs = sorted(p.parent.name for p in (tmp_path / "sweep").glob("*/metrics.json"))
+    assert [name.split("-")[0] for name in jobs] == ["fusion=attention", "fusion=concat"]  # folders named by overrides
+    assert [read_metrics(tmp_path / "sweep" / job)["status"] for job in jobs] == ["completed"] * 2
     assert list((tmp_path / "cache").rglob("*.pt")), "the jobs did not use the shared cache"
     assert (tmp_path / "sweep" / "comparison.csv").is_file()
 

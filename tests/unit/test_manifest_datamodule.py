@@ -7,22 +7,12 @@ import json
 
 import pytest
 import torch
-from manifest_samples import make_manifest, make_rows, write_csv
+from manifest_samples import build, make_manifest, make_rows, write_csv
 
 from mmrun.data import files, prepared
 from mmrun.data.manifest import ManifestDataModule
 from mmrun.data.spec import DataSpec
 from mmrun.errors import DataError
-
-TINY = dict(image={"size": [16, 16]}, audio={"sample_rate": 8000, "duration": 0.1, "n_fft": 64, "hop_length": 16,
-                                             "n_mels": 16}, batch_size=8)
-
-
-def build(path, tmp_path, **options):
-    datamodule = ManifestDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), **{**TINY, **options})
-    datamodule.setup()
-    return datamodule
-
 
 def test_inferred_manifest_gives_the_contracted_tensors(tmp_path):
     datamodule = build(make_manifest(tmp_path, 40), tmp_path)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from manifest_samples import make_manifest, make_rows, write_csv
+from manifest_samples import build, make_manifest, make_rows, write_csv
 
 from mmrun.data.manifest import ManifestDataModule
 from mmrun.errors import ConfigError, DataError
 from mmrun.predictions import prediction_table
-
-TINY = dict(image={"size": [16, 16]}, audio={"sample_rate": 8000, "duration": 0.1, "n_fft": 64, "hop_length": 16,
-                                             "n_mels": 16}, batch_size=8)
-
-
-def build(path, tmp_path, **options):
-    datamodule = ManifestDataModule(path=str(path), cache_dir=str(tmp_path / "cache"), **{**TINY, **options})
-    datamodule.setup()
-    return datamodule
-
 
 def test_without_labels_every_row_is_read_with_the_fitted_preprocessing(tmp_path):
     fitted = build(make_manifest(tmp_path, 40), tmp_path).spec.extra["fitted"]
