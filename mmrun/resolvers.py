@@ -49,7 +49,7 @@ def job_folder() -> str:
 
     hydra = HydraConfig.get()
     overrides = sorted(hydra.overrides.task)
-    swept = _swept_keys(Path(hydra.sweep.dir) / "multirun.yaml")
+    swept = command_line_sweep_keys(Path(hydra.sweep.dir) / "multirun.yaml")
     shown = ",".join(o for o in overrides if swept is None or o.split("=", 1)[0].lstrip("+~") in swept)
     name = _UNSAFE.sub("_", shown.replace("/", ".").translate(str.maketrans("", "", "[]'\" ")))[:FOLDER_LENGTH]
     exact = ",".join(overrides)
@@ -58,7 +58,7 @@ def job_folder() -> str:
     return f"{name or 'defaults'}-{hashlib.sha1(exact.encode()).hexdigest()[:8]}"
 
 
-def _swept_keys(multirun_config: Path) -> set[str] | None:
+def command_line_sweep_keys(multirun_config: Path) -> set[str] | None:
     """Keys given several values on the sweep's command line (Hydra's basic sweeper saves it in
     multirun.yaml before the jobs start); None when unknown (other sweepers)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser

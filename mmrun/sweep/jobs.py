@@ -86,6 +86,7 @@ def stop_sweep(stop) -> None:
     """Write the report of the jobs finished so far, list the jobs not run, exit 128 + signal."""
     from hydra.core.hydra_config import HydraConfig
 
+    from mmrun.resolvers import command_line_sweep_keys
     from mmrun.sweep.report import write_report
 
     root = Path(HydraConfig.get().sweep.dir)
@@ -95,7 +96,9 @@ def stop_sweep(stop) -> None:
         log.warning("no comparison report for %s yet: %s", root, str(error).splitlines()[0])
     not_run = jobs_not_run(root)
     if not_run:
-        log.warning("jobs not run (%d): %s", len(not_run), "; ".join(" ".join(job) for job in not_run))
+        swept = command_line_sweep_keys(root / "multirun.yaml") or set()
+        shown = [" ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in swept) for job in not_run]
+        log.warning("jobs not run (%d): %s", len(not_run), "; ".join(shown))
     log.warning("sweep interrupted by %s; run the same command with hydra.sweep.dir=%s to finish it "
                 "(finished jobs are reused, the stopped one resumes)", stop.signal_name, root)
     sys.exit(stop.exit_code)
