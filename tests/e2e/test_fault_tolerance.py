@@ -117,3 +117,25 @@ def test_a_diverged_run_is_not_called_completed(tmp_path):
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())  # strict JSON: no bare NaN
     assert summary["status"] == "diverged" and summary["epoch"] >= 1 and summary["step"] >= 1
     assert f"epoch {summary['epoch']}, step {summary['step']}" in result.stderr
+
+
+def test_a_submitit_job_stopped_by_its_preemption_signal_is_requeued_and_resumes(tmp_path):
+    """submitit's local executor stands in for SLURM: SIGUSR2 (what submitit asks SLURM to send
+    before the time limit) saves last.ckpt, submitit's own handler requeues the job, and the
+    requeued job resumes from that checkpoint."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    process = start(["train", "-m", "seed=1", *RUN, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                     "hydra.sweep.dir=sweep"], tmp_path)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.02)
+    job = subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout.split()
+    os.kill(int(job[0]), signal.SIGUSR2)
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    (folder,) = (tmp_path / "sweep").glob("*/metrics.json")
+    metrics = read_metrics(folder.parent)
+    assert metrics["status"] == "completed" and metrics["resumed_from"].endswith("last.ckpt")
+    (log,) = (tmp_path / "sweep" / ".submitit").glob("*/*_0_log.out")
+    assert "run interrupted by SIGUSR2" in log.read_text() and "Requeued job" in log.read_text()
