@@ -51,14 +51,20 @@ def group_options(*roots: Path) -> dict[str, list[str]]:
 
 
 def description(roots: list[Path], group: str, option: str) -> str:
-    """The first comment line of an option's YAML file (its one-line description), read from
-    the first of ``roots`` that has the option, as Hydra would pick it."""
+    """The first sentence of the first comment block of an option's YAML file (its description),
+    read from the first of ``roots`` that has the option, as Hydra would pick it."""
     root = next(r for r in roots if (r / group / f"{option}.yaml").is_file())
+    sentence: list[str] = []
     for line in (root / group / f"{option}.yaml").read_text().splitlines():
         text = line.strip()
-        if text.startswith("#") and not text.startswith("# @package"):
-            return text.lstrip("# ").strip()
-    return ""
+        if not text.startswith("#") or text.startswith("# @package"):
+            if sentence:  # the block ended before a full stop
+                break
+            continue
+        sentence.append(text.lstrip("# ").strip())
+        if sentence[-1].endswith("."):
+            break
+    return " ".join(sentence)
 
 
 def config_dir_arg(args: list[str]) -> tuple[str | None, list[str]]:

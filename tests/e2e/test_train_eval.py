@@ -33,6 +33,11 @@ def test_train_writes_the_run_folder(trained):
     assert metrics["versions"]["torch"] and metrics["seed"] == 42
     assert len(metrics["epoch_time_s"]) == 2 and metrics["train_samples_per_s"] > 0
     assert metrics["peak_memory_mb"]["host"] > 0
+    import torch
+
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] + 1 == metrics["epochs"] == 2  # last.ckpt holds the final epoch, whatever was best
+    assert 1 <= metrics["best_epoch"] <= 2  # counted from 1, as in the log
     header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "val/acc", "train/loss"} <= set(header)
     assert "test" in result.stdout and "acc" in result.stdout  # the final table

@@ -84,3 +84,13 @@ def test_trainer_presets_are_valid_lightning_arguments():
     for option in group_options()["trainer"]:
         cfg = OmegaConf.load(conf_dir() / "trainer" / f"{option}.yaml")
         assert set(cfg) - {"defaults", "_target_"} <= accepted
+
+
+def test_every_option_description_is_a_whole_sentence():
+    from mmrun.config_check import conf_dir, description
+
+    for group, options in group_options().items():
+        for option in options:
+            text = description([conf_dir()], group, option)
+            assert text and text.endswith((".", ")")), f"{group}/{option}: {text!r}"
+    assert description([conf_dir()], "dataset", "synthetic").endswith("reaches more than ~50% accuracy.")

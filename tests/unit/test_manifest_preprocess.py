@@ -159,3 +159,13 @@ def test_spec_mask_hides_one_band_and_one_span_per_sample():
     assert augment.AugmentOptions(spec_mask=0.1).active
     with pytest.raises(ConfigError, match="spec_mask"):
         augment.AugmentOptions(spec_mask=1.5)
+
+
+@pytest.mark.parametrize("cell", ["", "n/a", "NA", " N/A ", "null", "None", "nan", "#N/A", "<NA>"])
+def test_missing_markers_in_a_numeric_column_are_missing_values(cell):
+    from mmrun.data.preprocess.tabular import parse_number
+
+    assert parse_number(cell) is None
+    assert parse_number(" 2.5 ") == 2.5
+    with pytest.raises(ValueError):
+        parse_number("two")

@@ -45,9 +45,16 @@ class CategoricalOptions:
             raise ConfigError(f"dataset.categorical.min_frequency={self.min_frequency} must be at least 1")
 
 
+# Cells that mean "no value" in a numeric column: pandas' default ``na_values`` of read_csv, so
+# a table exported by pandas, R or a spreadsheet reads the same here (compared lower-cased).
+MISSING_MARKERS = frozenset({"", "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan",
+                             "<na>", "n/a", "na", "nan", "null", "none"})
+
+
 def parse_number(value: Any) -> float | None:
-    """A cell as a finite float, ``None`` when empty; raise ``ValueError`` when not a number."""
-    if value is None:
+    """A cell as a finite float, ``None`` when empty or a missing marker (``n/a``, ``NA``, ``null``,
+    ...); raise ``ValueError`` when not a number."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in MISSING_MARKERS):
         return None
     if isinstance(value, bool):
         return float(value)
