@@ -124,7 +124,7 @@ def learning_curves_png(comparison: Comparison, path: Path) -> Figure:
         if len(curves) > 1:
             axes.fill_between([e + 1 for e in epochs], [min(v) for v in values], [max(v) for v in values],
                               color=colour, alpha=0.18, linewidth=0)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes.set_xlim(0.5, last + 0.5)  # whole epochs, also when there is only one
     axes.set_xlabel("epoch")
     axes.set_ylabel(comparison.metric)
