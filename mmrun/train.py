@@ -109,9 +109,9 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     from mmrun.model import MultimodalModule, build
     from mmrun.threads import apply_threads
 
+    console_on_rank_zero_only()
     apply_threads(cfg)  # before any data or model work
     quiet_lightning()
-    console_on_rank_zero_only()
     reset_peak_memory()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
