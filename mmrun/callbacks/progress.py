@@ -14,6 +14,8 @@ import time
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.callbacks.progress.rich_progress import ProcessingSpeedColumn
+from rich.text import Text
 
 from mmrun.logfiles import to_log_files
 
@@ -113,13 +115,25 @@ class EpochLogger(pl.Callback):
 
 
 class EpochProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, counting epochs from 1 as the log does (``Epoch 1/5``)."""
+    """Lightning's rich progress bar, counting epochs from 1 as the log does (``Epoch 1/5``), and
+    showing no speed until one is measured (a one-batch test bar read ``0.00it/s``)."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         description = f"Epoch {current_epoch + 1}"
         if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
             description += f"/{self.trainer.max_epochs}"
         return f"{description:{len(self.validation_description)}}"
+
+    def configure_columns(self, trainer: pl.Trainer) -> list:
+        return [_MeasuredSpeed(self.theme.processing_speed) if isinstance(column, ProcessingSpeedColumn) else column
+                for column in super().configure_columns(trainer)]
+
+
+class _MeasuredSpeed(ProcessingSpeedColumn):
+    """Batches per second, blank until rich has timed at least two updates."""
+
+    def render(self, task):
+        return super().render(task) if task.speed else Text("", style=self.style)
 
 
 class FirstStepMarker(pl.Callback):
