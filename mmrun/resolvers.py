@@ -3,6 +3,7 @@
 ``${mmrun.experiment:}`` is one name per sweep (``sweep <sweep folder>``) and ``mmrun`` for
 single runs, so an MLflow experiment or a W&B group holds a whole sweep;
 ``${mmrun.run_name:}`` is the job's overrides (``fusion=concat,seed=1``), or ``defaults``.
+``${mmrun.run_path:checkpoints}`` is a path inside the run folder.
 ``${mmrun.job_folder:}`` names a sweep job's folder after its swept overrides, so a sweep run
 again into the same folder finds each configuration's results where they were, however the
 job numbers shift (``mmrun.sweep.jobs``).
@@ -31,6 +32,16 @@ def run_name() -> str:
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get().job.override_dirname or "defaults"
+
+
+def run_path(*parts: str) -> str:
+    """A path inside the run folder (``${mmrun.run_path:checkpoints}``); ``<run dir>/...`` when no
+    run folder exists yet (``mmrun train --cfg job --resolve`` prints the config before a run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None) if hydra is not None else None
+    return "/".join([str(output_dir or "<run dir>"), *parts])
 
 
 FOLDER_LENGTH = 100
@@ -73,6 +84,6 @@ def command_line_sweep_keys(multirun_config: Path) -> set[str] | None:
 def register() -> None:
     """Make the resolvers available to every config (idempotent)."""
     for name, resolver in (("mmrun.experiment", experiment_name), ("mmrun.run_name", run_name),
-                           ("mmrun.job_folder", job_folder)):
+                           ("mmrun.job_folder", job_folder), ("mmrun.run_path", run_path)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
