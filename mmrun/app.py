@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig
@@ -49,6 +51,12 @@ def as_user_error(error: BaseException) -> MmrunError | None:
 
 def report_user_error(error: MmrunError) -> None:
     print(f"mmrun: error: {error}", file=sys.stderr)
+
+
+def discard_unused_output(run_dir: Path, job_name: str) -> None:
+    """Remove a command's output folder when it holds nothing but Hydra's record and the log."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", f"{job_name}.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictConfig], Any]:
@@ -96,6 +104,8 @@ def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictCon
                 raise
             to_log_files(logging.ERROR, str(user_error))  # the console gets it once, on stderr
             report_user_error(user_error)
+            if command != "train":  # a failed eval or predict leaves no empty output folder behind
+                discard_unused_output(Path(HydraConfig.get().runtime.output_dir), HydraConfig.get().job.name)
             sys.exit(user_error.exit_code)
 
     task_function.__module__ = run.__module__

@@ -34,6 +34,7 @@ def test_corrupt_checkpoint(tmp_path):
     result = run_mmrun(["eval", "ckpt_path=bad.ckpt"], tmp_path)
     assert result.returncode == 2 and "cannot be read" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").glob("eval/*/*")), "a failed eval left its output folder"
 
 
 def test_full_error_shows_the_traceback(tmp_path):
