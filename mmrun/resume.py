@@ -5,7 +5,8 @@ The command line is rewritten before Hydra sees it: the run's own overrides (fro
 at the run's folder (so metrics.json, the log and the checkpoints land where they were), and
 ``resume`` names the checkpoint that ``mmrun.train`` hands to Lightning. Overrides given next
 to ``resume=`` replace the run's own (e.g. ``trainer.max_epochs=10``). The run starts from
-the folder it was first started in, so relative data paths mean what they meant then.
+the folder it was first started in, and with the user config folders it was composed with,
+so relative data paths and user presets mean what they meant then.
 Imports neither torch nor Lightning.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from mmrun.errors import ConfigError
 
 KEY = "resume"
+SEARCHPATH = "hydra.searchpath"
 LAST = Path("checkpoints") / "last.ckpt"
 
 
@@ -65,17 +67,41 @@ def resume_args(args: list[str], positional: list[str]) -> list[str]:
     saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
     kept = [o for o in saved if _key(o) not in ours and _key(o) != KEY]
     rest = [a for a in args if a not in given]
-    _start_where_it_started(run_dir)
+    hydra = _hydra_record(run_dir)
+    _start_where_it_started(hydra)
     extra = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f'hydra.run.dir="{run_dir}"']
-    return [*kept, *rest, f'{KEY}="{checkpoint}"', *extra]
+    return [*_config_folders(hydra, args), *kept, *rest, f'{KEY}="{checkpoint}"', *extra]
 
 
-def _start_where_it_started(run_dir: Path) -> None:
+def _hydra_record(run_dir: Path):
+    """The run's .hydra/hydra.yaml (where it started, its config folders), empty when missing."""
+    from omegaconf import OmegaConf
+
+    path = run_dir / ".hydra" / "hydra.yaml"
+    return OmegaConf.load(path) if path.is_file() else OmegaConf.create({})
+
+
+def _config_folders(hydra, args: list[str]) -> list[str]:
+    """The user config folders the run was composed with (``--config-dir``, ``hydra.searchpath``),
+    unless the command line names its own: the same overrides need the same folders."""
+    from omegaconf import OmegaConf
+
+    folders = []
+    if not {"--config-dir", "-cd"} & set(args) and not any(a.startswith("--config-dir=") for a in args):
+        sources = OmegaConf.select(hydra, "hydra.runtime.config_sources", default=None) or []
+        folders += [arg for source in sources if source.get("provider") == "command-line"
+                    and source.get("schema") == "file" for arg in ("--config-dir", str(source.path))]
+    if not any(_key(a) == SEARCHPATH for a in args):
+        recorded = OmegaConf.select(hydra, "hydra.overrides.hydra", default=None) or []
+        folders += [str(o) for o in recorded if _key(str(o)) == SEARCHPATH]
+    return folders
+
+
+def _start_where_it_started(hydra) -> None:
     """Change to the folder the run was started in (Hydra records it), if it still exists."""
     from omegaconf import OmegaConf
 
-    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml") if (run_dir / ".hydra" / "hydra.yaml").is_file() else {}
-    started = OmegaConf.select(hydra, "hydra.runtime.cwd", default=None) if hydra else None
+    started = OmegaConf.select(hydra, "hydra.runtime.cwd", default=None)
     if started and Path(started).is_dir() and Path(started).resolve() != Path.cwd().resolve():
         print(f"mmrun: resuming in {started}, the folder the run was started in", file=sys.stderr)
         os.chdir(started)

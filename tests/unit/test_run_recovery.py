@@ -193,3 +193,16 @@ def test_paths_with_hydra_grammar_characters_are_quoted_for_hydra():
     assert quote_paths(["dataset.path=a.csv,b.csv"], multirun=True) == ["dataset.path=a.csv,b.csv"]  # a sweep
     assert quote_paths(["hydra.searchpath=[file://x]", "fusion=a,b", "resume='r=1'"], multirun=False) == \
            ["hydra.searchpath=[file://x]", "fusion=a,b", "resume='r=1'"]
+
+
+def test_resume_brings_back_the_user_config_folders_of_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _run_folder(tmp_path / "run", ["+sweep=mine"], "interrupted")
+    (run / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  runtime:\n    config_sources:\n    - {path: /pkg/conf, schema: file, provider: main}\n"
+        f"    - {{path: {tmp_path / 'myconf'}, schema: file, provider: command-line}}\n"
+        "  overrides:\n    hydra:\n    - hydra.searchpath=[file:///extra]\n    - hydra.mode=RUN\n")
+    args = resume_args(["resume=run"], ["resume=run"])
+    assert args[:4] == ["--config-dir", str(tmp_path / "myconf"), "hydra.searchpath=[file:///extra]", "+sweep=mine"]
+    mine = resume_args(["-cd", "other", "resume=run"], ["resume=run"])
+    assert "--config-dir" not in mine and mine[:2] == ["hydra.searchpath=[file:///extra]", "+sweep=mine"]
