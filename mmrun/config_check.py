@@ -220,7 +220,7 @@ def check_overrides(args: list[str], config_name: str, multirun: bool, config_di
                 if value not in groups[o.key_or_group]:
                     options = groups[o.key_or_group]
                     raise ConfigError(
-                        f"{value!r} is not an option of {o.key_or_group}{_closest(value, options)} "
+                        f"{value!r} is not an option of {o.key_or_group}{_closest(value, options) or '.'} "
                         f"Options: {', '.join(options)}"
                     )
     GlobalHydra.instance().clear()
