@@ -104,8 +104,8 @@ def guarded(run: Callable[[DictConfig], Any], command: str) -> Callable[[DictCon
                 raise
             to_log_files(logging.ERROR, str(user_error))  # the console gets it once, on stderr
             report_user_error(user_error)
-            if command != "train":  # a failed eval or predict leaves no empty output folder behind
-                discard_unused_output(Path(HydraConfig.get().runtime.output_dir), HydraConfig.get().job.name)
+            # A command that failed before writing anything (a bad value, a missing file) leaves no folder behind.
+            discard_unused_output(Path(HydraConfig.get().runtime.output_dir), HydraConfig.get().job.name)
             sys.exit(user_error.exit_code)
 
     task_function.__module__ = run.__module__

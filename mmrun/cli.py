@@ -124,11 +124,11 @@ def run_command(command: str, args: list[str]) -> int:
         raise ConfigError(f"{shown} cannot be combined (Hydra runs one mode per command); "
                           f"to see a sweep job's config, drop -m and keep its overrides")
     args = with_config_folders(ddp_child_args(args), args)
-    args = quote_paths(args, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     if command == "train":
         from mmrun.resume import resume_args
 
         args = resume_args(args, overrides_of(args))
+    args = quote_paths(args, multirun=bool(MULTIRUN_FLAGS.intersection(args)))
     positional = set(overrides_of(args))
     normalised = normalise_overrides([a for a in args], config_name)
     args = [new if old in positional else old for old, new in zip(args, normalised)]

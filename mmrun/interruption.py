@@ -15,10 +15,12 @@ job finds the checkpoint and resumes from it (``mmrun.sweep.jobs.resumable_check
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGBREAK")
+                     if hasattr(signal, name))  # SIGUSR1/2 exist on POSIX only, SIGBREAK on Windows only
 
 
 class RunInterrupted(BaseException):
@@ -62,7 +64,7 @@ class _Watch:
     def handle(self, signum: int, frame) -> None:
         first = self.received is None
         self.received = self.received or signum
-        if not self.deferred and first:
+        if (not self.deferred and first) or (not first and signum == signal.SIGINT):  # Ctrl-C twice: now
             raise RunInterrupted(signum)
 
 
@@ -77,8 +79,12 @@ def pending() -> int | None:
 @contextmanager
 def watch_signals() -> Iterator[None]:
     """Handle stop signals for the length of one run; the previous handlers come back after."""
-    _WATCH.previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     _WATCH.received, _WATCH.deferred = None, False
+    if threading.current_thread() is not threading.main_thread():  # Python handles signals in the main thread only
+        _WATCH.previous = {}
+        yield
+        return
+    _WATCH.previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, _WATCH.handle)
     try:

@@ -8,6 +8,7 @@ command continue it. ``mmrun compare`` and sweep reports list such runs beside t
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def write_interrupted(run_dir: Path, overrides: list[str], cfg: DictConfig, prog
     if not progress.is_global_zero:
         return
     checkpoint = stop.checkpoint or (str(run_dir / LAST) if (run_dir / LAST).is_file() else None)
-    resume = f"mmrun train resume={run_dir.resolve()}" if checkpoint else None
+    resume = f"mmrun train {shlex.quote(f'resume={run_dir.resolve()}')}" if checkpoint else None
     write_json(run_dir / "metrics.json", {**_summary("interrupted", run_dir, overrides, cfg, progress),
                                           "signal": stop.signal_name, "checkpoint": checkpoint, "resume": resume})
     where = f"; continue it with: {resume}" if resume else " before its first checkpoint; start it again"

@@ -60,7 +60,7 @@ def job_folder() -> str:
 
     hydra = HydraConfig.get()
     overrides = sorted(hydra.overrides.task)
-    swept = command_line_sweep_keys(Path(hydra.sweep.dir) / "multirun.yaml")
+    swept = sweep_keys(Path(hydra.sweep.dir) / "multirun.yaml")
     shown = ",".join(o for o in overrides if swept is None or o.split("=", 1)[0].lstrip("+~") in swept)
     name = _UNSAFE.sub("_", shown.replace("/", ".").translate(str.maketrans("", "", "[]'\" ")))[:FOLDER_LENGTH]
     exact = ",".join(overrides)
@@ -69,16 +69,26 @@ def job_folder() -> str:
     return f"{name or 'defaults'}-{hashlib.sha1(exact.encode()).hexdigest()[:8]}"
 
 
-def command_line_sweep_keys(multirun_config: Path) -> set[str] | None:
-    """Keys given several values on the sweep's command line (Hydra's basic sweeper saves it in
-    multirun.yaml before the jobs start); None when unknown (other sweepers)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+def sweep_arguments(multirun_config: Path) -> list[str] | None:
+    """The sweep's overrides as Hydra's basic sweeper expands them: ``hydra.sweeper.params``
+    (from a preset such as ``+sweep=fusions``) then the command line's, read from the
+    multirun.yaml it saves before the jobs start; None when there is none (other sweepers)."""
     if not multirun_config.is_file():
         return None
     saved = OmegaConf.load(multirun_config)
+    params = OmegaConf.select(saved, "hydra.sweeper.params", default=None) or {}
     task = [str(o) for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])]
-    return {o.key_or_group for o in OverridesParser.create().parse_overrides(task) if o.is_sweep_override()}
+    return [*(f"{key}={value}" for key, value in params.items()), *task]
+
+
+def sweep_keys(multirun_config: Path) -> set[str] | None:
+    """Keys the sweep gives several values (None when unknown)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arguments = sweep_arguments(multirun_config)
+    if arguments is None:
+        return None
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(arguments) if o.is_sweep_override()}
 
 
 def register() -> None:

@@ -29,6 +29,14 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def read_summary(run_dir: Path) -> dict:
+    """A run's metrics.json as a dict; empty when missing (a killed run) or damaged."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: not JSON, not UTF-8
+        summary = json.loads((run_dir / "metrics.json").read_text())
+        return summary if isinstance(summary, dict) else {}
+    return {}
+
+
 def locate(value: str) -> tuple[Path, Path]:
     """``(run dir, checkpoint)`` for ``resume=<run dir | checkpoint file>``."""
     path = Path(value).expanduser().resolve()
@@ -42,9 +50,8 @@ def locate(value: str) -> tuple[Path, Path]:
     if not (run_dir / ".hydra" / "overrides.yaml").is_file():
         raise ConfigError(f"resume={value}: {run_dir} is not an mmrun run folder (no .hydra/overrides.yaml); pass "
                           f"the folder mmrun train wrote")
-    with contextlib.suppress(OSError, ValueError):  # no summary (killed) or a damaged one: not completed
-        if json.loads((run_dir / "metrics.json").read_text()).get("status") == "completed":
-            raise ConfigError(f"resume={value}: the run in {run_dir} already completed; there is nothing to resume")
+    if read_summary(run_dir).get("status") == "completed":
+        raise ConfigError(f"resume={value}: the run in {run_dir} already completed; there is nothing to resume")
     if not checkpoint.is_file():
         raise ConfigError(f"resume={value}: {checkpoint} does not exist; the run stopped before its first epoch "
                           f"ended (or kept no checkpoints), so start it again without resume")
@@ -56,7 +63,7 @@ def resume_args(args: list[str], positional: list[str]) -> list[str]:
     from omegaconf import OmegaConf
 
     given = [a for a in positional if _key(a) == KEY]
-    value = given[-1].split("=", 1)[1] if given else ""
+    value = given[-1].split("=", 1)[1].strip("'\"") if given else ""
     if value in ("", "null"):
         return args
     if {"-m", "--multirun"} & set(args):
@@ -66,11 +73,13 @@ def resume_args(args: list[str], positional: list[str]) -> list[str]:
     ours = {_key(a) for a in positional if _key(a) != KEY}
     saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
     kept = [o for o in saved if _key(o) not in ours and _key(o) != KEY]
-    rest = [a for a in args if a not in given]
+    overrides = [a for a in positional if a not in given]
+    flags = [a for a in args if a not in positional]  # Hydra's flags (and their values) come before overrides
     hydra = _hydra_record(run_dir)
     _start_where_it_started(hydra)
+    folders, searchpath = _config_folders(hydra, args)
     extra = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f'hydra.run.dir="{run_dir}"']
-    return [*_config_folders(hydra, args), *kept, *rest, f'{KEY}="{checkpoint}"', *extra]
+    return [*flags, *folders, *searchpath, *kept, *overrides, f'{KEY}="{checkpoint}"', *extra]
 
 
 def _hydra_record(run_dir: Path):
@@ -81,20 +90,21 @@ def _hydra_record(run_dir: Path):
     return OmegaConf.load(path) if path.is_file() else OmegaConf.create({})
 
 
-def _config_folders(hydra, args: list[str]) -> list[str]:
-    """The user config folders the run was composed with (``--config-dir``, ``hydra.searchpath``),
-    unless the command line names its own: the same overrides need the same folders."""
+def _config_folders(hydra, args: list[str]) -> tuple[list[str], list[str]]:
+    """The user config folders the run was composed with, as ``--config-dir`` flags and
+    ``hydra.searchpath`` overrides, unless the command line names its own: the same overrides
+    need the same folders."""
     from omegaconf import OmegaConf
 
-    folders = []
+    folders, searchpath = [], []
     if not {"--config-dir", "-cd"} & set(args) and not any(a.startswith("--config-dir=") for a in args):
         sources = OmegaConf.select(hydra, "hydra.runtime.config_sources", default=None) or []
-        folders += [arg for source in sources if source.get("provider") == "command-line"
-                    and source.get("schema") == "file" for arg in ("--config-dir", str(source.path))]
+        folders = [arg for source in sources if source.get("provider") == "command-line"
+                   and source.get("schema") == "file" for arg in ("--config-dir", str(source.path))]
     if not any(_key(a) == SEARCHPATH for a in args):
         recorded = OmegaConf.select(hydra, "hydra.overrides.hydra", default=None) or []
-        folders += [str(o) for o in recorded if _key(str(o)) == SEARCHPATH]
-    return folders
+        searchpath = [str(o) for o in recorded if _key(str(o)) == SEARCHPATH]
+    return folders, searchpath
 
 
 def _start_where_it_started(hydra) -> None:

@@ -13,6 +13,7 @@ was never stopped.
 from __future__ import annotations
 
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,10 @@ class LastCheckpoint(Checkpoint):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
         signum = interruption.pending()
-        if signum is not None:
+        # Every DDP rank stops at the same batch, even when the signal reached only some of them.
+        if trainer.strategy.reduce_boolean_decision(signum is not None, all=False):
             self.save(trainer)
-            raise interruption.RunInterrupted(signum, str(self.path))
+            raise interruption.RunInterrupted(signum or signal.SIGTERM, str(self.path))
         if self._due(trainer) and batch_idx + 1 < trainer.num_training_batches:  # the epoch's end saves anyway
             self.save(trainer)
 

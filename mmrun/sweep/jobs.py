@@ -14,7 +14,6 @@ so far is written, the jobs not run are listed, and the process exits 128 + the 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import traceback
@@ -23,7 +22,7 @@ from pathlib import Path
 from mmrun.errors import TrainingDiverged
 from mmrun.logfiles import to_log_files
 from mmrun.report import write_json
-from mmrun.resume import LAST
+from mmrun.resume import LAST, read_summary
 from mmrun.sweep.runs import SUMMARY
 
 log = logging.getLogger("mmrun")
@@ -39,7 +38,7 @@ def _job():
 def completed_result() -> tuple[bool, float | None]:
     """``(True, best monitored value)`` when this job already completed in its folder."""
     run_dir, overrides, num = _job()
-    summary = _summary(run_dir)
+    summary = read_summary(run_dir)
     if summary.get("status") != "completed" or summary.get("overrides") != overrides:
         return False, None
     log.info("job %s already completed in %s; reusing its result", num, run_dir)
@@ -50,17 +49,12 @@ def resumable_checkpoint() -> str | None:
     """This job's last.ckpt when an earlier sweep was stopped (or killed) while running it."""
     run_dir, _, num = _job()
     checkpoint = run_dir / LAST
-    if _summary(run_dir).get("status", "interrupted") != "interrupted" or not checkpoint.is_file():
+    if read_summary(run_dir).get("status", "interrupted") != "interrupted" or not checkpoint.is_file():
         return None
     log.info("job %s was stopped in %s; resuming it from %s", num, run_dir, checkpoint)
     return str(checkpoint)
 
 
-def _summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / SUMMARY).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def record_failure(error: BaseException, message: str) -> None:
@@ -86,7 +80,7 @@ def stop_sweep(stop) -> None:
     """Write the report of the jobs finished so far, list the jobs not run, exit 128 + signal."""
     from hydra.core.hydra_config import HydraConfig
 
-    from mmrun.resolvers import command_line_sweep_keys
+    from mmrun.resolvers import sweep_keys
     from mmrun.sweep.report import write_report
 
     root = Path(HydraConfig.get().sweep.dir)
@@ -96,7 +90,7 @@ def stop_sweep(stop) -> None:
         log.warning("no comparison report for %s yet: %s", root, str(error).splitlines()[0])
     not_run = jobs_not_run(root)
     if not_run:
-        swept = command_line_sweep_keys(root / "multirun.yaml") or set()
+        swept = sweep_keys(root / "multirun.yaml") or set()
         shown = [" ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in swept) for job in not_run]
         log.warning("jobs not run (%d): %s", len(not_run), "; ".join(shown))
     log.warning("sweep interrupted by %s; run the same command with hydra.sweep.dir=%s to finish it "
@@ -110,15 +104,19 @@ def jobs_not_run(root: Path) -> list[list[str]]:
     Known for grid sweeps (Hydra's basic sweeper); other sweepers choose their jobs as they go.
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
+
+    from mmrun.resolvers import sweep_arguments
 
     saved = OmegaConf.load(root / "multirun.yaml") if (root / "multirun.yaml").is_file() else None
     if saved is None or "BasicSweeper" not in str(OmegaConf.select(saved, "hydra.sweeper._target_", default="")):
         return []
-    task = [str(o) for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])]
-    parsed = OverridesParser.create().parse_overrides(task)
+    hydra = GlobalHydra.instance()  # its config loader lists a group's options for glob(*) sweeps
+    parser = OverridesParser.create(config_loader=hydra.config_loader() if hydra.is_initialized() else None)
+    parsed = parser.parse_overrides(sweep_arguments(root / "multirun.yaml") or [])
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-    done = {tuple(sorted(_summary(p.parent).get("overrides") or [])) for p in root.glob(f"*/{SUMMARY}")
-            if _summary(p.parent).get("status") == "completed"}
+    done = {tuple(sorted(read_summary(p.parent).get("overrides") or [])) for p in root.glob(f"*/{SUMMARY}")
+            if read_summary(p.parent).get("status") == "completed"}
     return [job for job in jobs if tuple(sorted(job)) not in done]

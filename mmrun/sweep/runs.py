@@ -51,7 +51,8 @@ class Run:
     def error(self) -> str:
         """What went wrong, in one line: the error, or how to resume an interrupted run."""
         if self.status == "interrupted":
-            where = f"at epoch {self.summary.get('epoch')} by {self.summary.get('signal')}"
+            epoch = self.summary.get("epoch")
+            where = f"{f'at epoch {epoch}' if epoch else 'before training started'} by {self.summary.get('signal')}"
             resume = self.summary.get("resume")
             return f"stopped {where}; " + (f"continue with: {resume}" if resume else "no checkpoint yet")
         return str(self.summary.get("error", ""))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_sigterm_saves_reports_interrupted_and_the_resume_completes(tmp_path, un
     assert stopped["epoch"] >= 2 and stopped["checkpoint"].endswith("last.ckpt")  # stopped after epoch 1
     assert stopped["resume"] == f"mmrun train resume={(tmp_path / 'run').resolve()}"
 
-    resumed = run_mmrun(stopped["resume"].split()[1:], tmp_path, env=ONE_THREAD)
+    resumed = run_mmrun(shlex.split(stopped["resume"])[1:], tmp_path, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = read_metrics(tmp_path / "run")
     assert {k: metrics[k] for k in SAME} == {k: uninterrupted[k] for k in SAME}

@@ -68,7 +68,8 @@ def test_last_checkpoint_saves_every_n_steps_within_an_epoch(tmp_path):
     from mmrun.errors import ConfigError
 
     saved = []
-    trainer = SimpleNamespace(global_step=0, num_training_batches=10, save_checkpoint=saved.append)
+    strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)  # one process
+    trainer = SimpleNamespace(global_step=0, num_training_batches=10, save_checkpoint=saved.append, strategy=strategy)
     callback = LastCheckpoint(str(tmp_path), every_n_train_steps=3)
     for batch in range(10):
         trainer.global_step = batch + 1

@@ -204,5 +204,8 @@ def test_resume_brings_back_the_user_config_folders_of_the_run(tmp_path, monkeyp
         "  overrides:\n    hydra:\n    - hydra.searchpath=[file:///extra]\n    - hydra.mode=RUN\n")
     args = resume_args(["resume=run"], ["resume=run"])
     assert args[:4] == ["--config-dir", str(tmp_path / "myconf"), "hydra.searchpath=[file:///extra]", "+sweep=mine"]
-    mine = resume_args(["-cd", "other", "resume=run"], ["resume=run"])
-    assert "--config-dir" not in mine and mine[:2] == ["hydra.searchpath=[file:///extra]", "+sweep=mine"]
+    mine = resume_args(["-cd", "other", "resume=run"], ["resume=run"])  # the command line's folder wins
+    assert "--config-dir" not in mine and mine[:4] == ["-cd", "other", "hydra.searchpath=[file:///extra]", "+sweep=mine"]
+    shown = resume_args(["resume=run", "--cfg", "job", "seed=2"], ["resume=run", "seed=2"])
+    assert shown[:4] == ["--cfg", "job", "--config-dir", str(tmp_path / "myconf")]  # Hydra's flags before overrides
+    assert shown[4:7] == ["hydra.searchpath=[file:///extra]", "+sweep=mine", "seed=2"]
