@@ -199,6 +199,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "callbacks.model_checkpoint.save_top_k": number("[-1, inf)", 1, whole=True),
     "callbacks.model_checkpoint.save_last": BOOL | choice("link"),
     "callbacks.model_checkpoint.filename": text("best"),
+    "callbacks.*.dirpath": text("outputs/my-run/checkpoints"),  # default: ${mmrun.run_path:checkpoints}
     **dict.fromkeys(["callbacks.model_checkpoint.auto_insert_metric_name",
                      "callbacks.model_checkpoint.enable_version_counter"], BOOL),
     "callbacks.last_checkpoint.every_n_train_steps": nullable(number("(0, inf)", 1000, whole=True)),
@@ -286,6 +287,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.name": choice("mosi", "mosei"),
     # logger/
     "logger.*.log_model": BOOL | choice("all"),
+    "logger.*.save_dir": text("outputs/my-run"),  # default: ${mmrun.run_path:}, the run folder
     **dict.fromkeys(["logger.wandb.offline", "logger.tensorboard.default_hp_metric"], BOOL),
 }
 
