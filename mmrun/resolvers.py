@@ -58,10 +58,12 @@ def job_folder() -> str:
     """
     from hydra.core.hydra_config import HydraConfig
 
+    from mmrun.sweep.runs import override_key
+
     hydra = HydraConfig.get()
     overrides = sorted(hydra.overrides.task)
     swept = sweep_keys(Path(hydra.sweep.dir) / "multirun.yaml")
-    shown = ",".join(o for o in overrides if swept is None or o.split("=", 1)[0].lstrip("+~") in swept)
+    shown = ",".join(o for o in overrides if swept is None or override_key(o) in swept)
     name = _UNSAFE.sub("_", shown.replace("/", ".").translate(str.maketrans("", "", "[]'\" ")))[:FOLDER_LENGTH]
     exact = ",".join(overrides)
     if name == exact:

@@ -19,14 +19,11 @@ import sys
 from pathlib import Path
 
 from mmrun.errors import ConfigError
+from mmrun.sweep.runs import override_key
 
 KEY = "resume"
 SEARCHPATH = "hydra.searchpath"
 LAST = Path("checkpoints") / "last.ckpt"
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -62,7 +59,7 @@ def resume_args(args: list[str], positional: list[str]) -> list[str]:
     """The command line that resumes the run named by ``resume=`` in ``args`` (unchanged without it)."""
     from omegaconf import OmegaConf
 
-    given = [a for a in positional if _key(a) == KEY]
+    given = [a for a in positional if override_key(a) == KEY]
     value = given[-1].split("=", 1)[1].strip("'\"") if given else ""
     if value in ("", "null"):
         return args
@@ -70,9 +67,9 @@ def resume_args(args: list[str], positional: list[str]) -> list[str]:
         raise ConfigError("resume= continues one run; to finish an interrupted sweep, run the same sweep command "
                           "again with hydra.sweep.dir=<its folder>: finished jobs are reused, stopped ones resume")
     run_dir, checkpoint = locate(value)
-    ours = {_key(a) for a in positional if _key(a) != KEY}
+    ours = {override_key(a) for a in positional if override_key(a) != KEY}
     saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    kept = [o for o in saved if _key(o) not in ours and _key(o) != KEY]
+    kept = [o for o in saved if override_key(o) not in ours and override_key(o) != KEY]
     overrides = [a for a in positional if a not in given]
     flags = [a for a in args if a not in positional]  # Hydra's flags (and their values) come before overrides
     hydra = _hydra_record(run_dir)
@@ -101,9 +98,9 @@ def _config_folders(hydra, args: list[str]) -> tuple[list[str], list[str]]:
         sources = OmegaConf.select(hydra, "hydra.runtime.config_sources", default=None) or []
         folders = [arg for source in sources if source.get("provider") == "command-line"
                    and source.get("schema") == "file" for arg in ("--config-dir", str(source.path))]
-    if not any(_key(a) == SEARCHPATH for a in args):
+    if not any(override_key(a) == SEARCHPATH for a in args):
         recorded = OmegaConf.select(hydra, "hydra.overrides.hydra", default=None) or []
-        searchpath = [str(o) for o in recorded if _key(str(o)) == SEARCHPATH]
+        searchpath = [str(o) for o in recorded if override_key(str(o)) == SEARCHPATH]
     return folders, searchpath
 
 

@@ -205,12 +205,13 @@ def run(cfg: DictConfig) -> float | None:
 
     from mmrun import interruption, outcome
     from mmrun.errors import TrainingDiverged
+    from mmrun.sweep.runs import override_key
 
     baseline_choice = cfg.get("baseline", "auto")
     if baseline_choice not in ("auto", "none"):
         raise ConfigError(f"baseline={baseline_choice} must be auto (a classical baseline in every run) or none")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+").startswith("resume=")]
+    overrides = [o for o in HydraConfig.get().overrides.task if override_key(o) != "resume"]
     progress = outcome.Progress()
     with interruption.watch_signals():
         try:

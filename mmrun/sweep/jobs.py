@@ -23,7 +23,7 @@ from mmrun.errors import TrainingDiverged
 from mmrun.logfiles import to_log_files
 from mmrun.report import write_json
 from mmrun.resume import LAST, read_summary
-from mmrun.sweep.runs import SUMMARY
+from mmrun.sweep.runs import SUMMARY, override_key
 
 log = logging.getLogger("mmrun")
 
@@ -91,7 +91,7 @@ def stop_sweep(stop) -> None:
     not_run = jobs_not_run(root)
     if not_run:
         swept = sweep_keys(root / "multirun.yaml") or set()
-        shown = [" ".join(o for o in job if o.split("=", 1)[0].lstrip("+~") in swept) for job in not_run]
+        shown = [" ".join(o for o in job if override_key(o) in swept) for job in not_run]
         log.warning("jobs not run (%d): %s", len(not_run), "; ".join(shown))
     log.warning("sweep interrupted by %s; run the same command with hydra.sweep.dir=%s to finish it "
                 "(finished jobs are reused, the stopped one resumes)", stop.signal_name, root)
