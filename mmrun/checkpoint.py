@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mmrun.checkpoint_safety import check_checkpoint
 from mmrun.data.spec import DataSpec
 from mmrun.errors import CheckpointError
-from mmrun.model import CHECKPOINT_KEY, MultimodalModule
+from mmrun.model import CHECKPOINT_KEY, MultimodalModule, upgrade_checkpoint
 
 
 def describe(path: str | Path | None) -> str:
@@ -54,6 +54,7 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path | None = 
     """
     source = describe(path)
     check_checkpoint(checkpoint, source)
+    upgrade_checkpoint(checkpoint)
     saved = checkpoint[CHECKPOINT_KEY]
     try:
         spec = DataSpec.from_dict(saved["spec"])

@@ -1,49 +1,68 @@
-"""The LightningModule: one encoder per modality, a fusion, a task head, loss and metrics.
+"""The LightningModule: one encoder per modality, then the task family (``mmrun.tasks``).
 
-The whole training step is here: encode every modality, fuse with the ``present`` mask,
-map to logits, take the task's loss, and update on-device torchmetrics (computed and
-synchronised across ranks once per epoch by Lightning).
+The whole training step is here: encode every modality the task reads, hand the encoded
+modalities and the batch to the task (fusion, heads, embeddings), take the task's loss and
+update its on-device metrics (computed and synchronised across ranks once per epoch).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from mmrun.components import build
 from mmrun.data.spec import DataSpec
-from mmrun.encoders.base import mlp
-from mmrun.errors import ConfigError
-from mmrun.tasks import build_task, resolve_task_type
+from mmrun.errors import CheckpointError, ConfigError
 
 CHECKPOINT_KEY = "mmrun"
-CHECKPOINT_SCHEMA = 1
+# 2: the task family owns fusion and head (weights under "task."); 1: they sat on the module.
+CHECKPOINT_SCHEMA = 2
+# The family of a task config without _target_ (configs and checkpoints from before families).
+PREDICTION_TASK = "mmrun.tasks.prediction.PredictionTask"
 # Keys every encoder config has that the model applies itself (not constructor arguments):
 # freeze = keep the encoder's weights fixed (and in eval mode); lr_mult = its learning rate
 # as a multiple of optimizer.lr.
 ENCODER_OPTIONS = ("freeze", "lr_mult")
 
 
-def build(cfg: DictConfig, group: str, **runtime: Any) -> Any:
-    """Instantiate ``cfg`` with facts known only at run time (spec, dims, params).
+def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Rename the weights of a schema-1 checkpoint (fusion and head on the module) in place.
 
-    A config key the target does not accept becomes a ``ConfigError`` naming the group and
-    the keys it does accept.
+    Schema 1 held ``fusion.*`` and ``head.*``; the prediction task now owns both
+    (``task.fusion.*``, ``task.head.*``). A newer schema than this mmrun knows is refused.
     """
-    factory = instantiate(cfg, _partial_=True, _convert_="all")
-    try:
-        return factory(**runtime)
-    except TypeError as error:
-        if "unexpected keyword argument" not in str(error):
-            raise
-        accepted = [p for p in inspect.signature(factory.func).parameters if p not in runtime and p != "self"]
-        raise ConfigError(f"{group}: {error}; its keys are {', '.join(accepted)}") from None
+    saved = checkpoint.get(CHECKPOINT_KEY)
+    schema = saved.get("schema", 1) if isinstance(saved, dict) else CHECKPOINT_SCHEMA
+    if not isinstance(schema, int) or schema > CHECKPOINT_SCHEMA:
+        raise CheckpointError(f"the checkpoint has layout version {schema}, newer than this mmrun's "
+                              f"{CHECKPOINT_SCHEMA}; upgrade mmrun (pip install -U mmrun) to read it")
+    if schema == 1 and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint["state_dict"] = {
+            (f"task.{key}" if str(key).startswith(("fusion.", "head.")) else key): value
+            for key, value in checkpoint["state_dict"].items()
+        }
+        saved["schema"] = CHECKPOINT_SCHEMA
+    return checkpoint
+
+
+def task_config(task_cfg: DictConfig) -> DictConfig:
+    """The task config with its family: configs from before task families are prediction tasks."""
+    if "_target_" in task_cfg:
+        return task_cfg
+    return OmegaConf.merge({"_target_": PREDICTION_TASK}, task_cfg)
+
+
+def _detached(outputs: Any) -> Any:
+    """Outputs for metrics: a tensor or a dict of tensors, cut from the graph."""
+    if isinstance(outputs, dict):
+        return {key: value.detach() for key, value in outputs.items()}
+    return outputs.detach()
 
 
 def build_encoder(encoder_cfg: DictConfig | None, modality, kind_path: str) -> nn.Module:
@@ -60,7 +79,7 @@ def build_encoder(encoder_cfg: DictConfig | None, modality, kind_path: str) -> n
 
 
 class MultimodalModule(pl.LightningModule):
-    """Encoders per modality -> fusion -> head, with the task's loss and metrics.
+    """One encoder per modality the task reads -> the task family (``mmrun.tasks``).
 
     Args:
         cfg: the composed run config (encoder, fusion, task, optimizer, scheduler).
@@ -71,50 +90,38 @@ class MultimodalModule(pl.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.spec = spec
-        task_type = resolve_task_type(cfg.task.type, spec)
-        self.task = build_task(task_type, spec, label_smoothing=cfg.task.get("label_smoothing", 0.0))
-        self.modalities = spec.modality_names
+        task_cfg = task_config(cfg.task)
+        read = set(get_class(task_cfg._target_).modalities_read(task_cfg, spec))
+        used = [m for m in spec.modalities if m.name in read]
+        self.modalities = [m.name for m in used]
         self.encoders = nn.ModuleDict(
-            {
-                m.name: build_encoder(cfg.encoder.get(m.kind), m, f"encoder/{m.kind}")
-                for m in spec.modalities
-            }
+            {m.name: build_encoder(cfg.encoder.get(m.kind), m, f"encoder/{m.kind}") for m in used}
         )
-        self.frozen = [m.name for m in spec.modalities if cfg.encoder[m.kind].get("freeze", False)]
+        self.frozen = [m.name for m in used if cfg.encoder[m.kind].get("freeze", False)]
         dims = {name: self.encoders[name].out_dim for name in self.modalities}
-        fusion_class = get_class(cfg.fusion._target_)
-        if fusion_class.emits_logits:
-            self.fusion = build(cfg.fusion, "fusion", dims=dims, num_outputs=self.task.num_outputs)
-            self.head: nn.Module = nn.Identity()
-        else:
-            self.fusion = build(cfg.fusion, "fusion", dims=dims)
-            self.head = mlp(self.fusion.out_dim, cfg.task.head_hidden, self.task.num_outputs, cfg.task.dropout)
-        # One collection per split ("train" cannot be a ModuleDict key: it is a Module method).
-        self.train_metrics = self.task.metrics().clone(prefix="train/")
-        self.val_metrics = self.task.metrics().clone(prefix="val/")
-        self.test_metrics = self.task.metrics().clone(prefix="test/")
+        self.task = build(task_cfg, "task", spec=spec, dims=dims, fusion=cfg.fusion)
         options = cfg.get("model") or {}
-        self.channels_last = [m.name for m in spec.modalities if m.kind == "image"] if options.get("channels_last") else []
+        self.channels_last = [m.name for m in used if m.kind == "image"] if options.get("channels_last") else []
         if self.channels_last:  # 4-D conv weights in NHWC; image batches follow in forward
             self.to(memory_format=torch.channels_last)
         if options.get("compile"):  # compiles forward in place: parameter names stay unchanged
             self.compile()
 
     # ----------------------------------------------------------------- forward
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
         for name in self.channels_last:
             batch = {**batch, name: batch[name].contiguous(memory_format=torch.channels_last)}
         encoded = {name: self.encoders[name](batch[name]) for name in self.modalities}
-        return self.head(self.fusion(encoded, batch["present"]))
+        return self.task(encoded, batch)
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits = self(batch)
-        loss = self.task.loss(logits, batch["label"])
-        batch_size = len(batch["label"])
+        outputs = self(batch)
+        loss = self.task.loss(outputs, batch)
+        batch_size = self.task.batch_size(batch)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
-        metrics = getattr(self, f"{split}_metrics")
-        metrics.update(self.task.predict(logits.detach()), self.task.metric_target(batch["label"]))
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
+        metrics = self.task.update_metrics(_detached(outputs), batch, split)
+        if metrics is not None:
+            self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -125,6 +132,12 @@ class MultimodalModule(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.task.epoch_metrics("val"))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.task.epoch_metrics("test"))
 
     def train(self, mode: bool = True) -> "MultimodalModule":
         super().train(mode)
@@ -181,6 +194,10 @@ class MultimodalModule(pl.LightningModule):
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "spec": self.spec.to_dict(),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resumed run from an older mmrun: its weights under today's names (``upgrade_checkpoint``)."""
+        upgrade_checkpoint(checkpoint)
 
     def count_parameters(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.parameters())

@@ -85,9 +85,9 @@ class ConfusionMatrixPlot(pl.Callback):
 
     @staticmethod
     def _classes(pl_module) -> int | None:
-        from mmrun.tasks import BinaryTask, MulticlassTask
+        from mmrun.tasks.objectives import BinaryTask, MulticlassTask
 
-        task = pl_module.task
+        task = getattr(pl_module.task, "objective", None)
         if isinstance(task, MulticlassTask):
             return task.num_outputs
         return 2 if isinstance(task, BinaryTask) else None

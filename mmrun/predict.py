@@ -86,8 +86,9 @@ class Scoring:
 
         from mmrun.predictions import write_predictions
 
-        outputs = self.model.task.predict(torch.cat(self.trainer.predict(self.model, dataloaders=self.loader)))
-        task_type = self.model.task.__class__.__name__.replace("Task", "").lower()
+        objective = self.model.task.objective
+        outputs = objective.predict(torch.cat(self.trainer.predict(self.model, dataloaders=self.loader)))
+        task_type = objective.kind
         path = self.run_dir / "predictions.csv"
         write_predictions(path, task_type, outputs, self.tensors["label"] if self.labelled else None, self.row_ids,
                           self.model.spec.class_names)

@@ -33,7 +33,7 @@ def resolve_monitor(cfg: DictConfig, model) -> None:
             cfg.monitor = model.task.monitor
         if cfg.monitor_mode == "auto":
             cfg.monitor_mode = model.task.monitor_mode if cfg.monitor == model.task.monitor else _monitor_mode(cfg.monitor)
-    logged = ["val/loss"] + list(model.val_metrics.keys(keep_base=False))
+    logged = ["val/loss"] + model.task.metric_names("val")
     if cfg.monitor not in logged:
         raise ConfigError(f"monitor={cfg.monitor} is not a logged validation metric; use one of {logged}")
     if cfg.monitor_mode not in ("max", "min"):
@@ -106,7 +106,8 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     from mmrun.callbacks import (BestValidationTracker, DivergenceGuard, EpochLogger, EpochProgressBar, RandomState,
                                  TrainingOrder)
     from mmrun.memory import reset_peak_memory
-    from mmrun.model import MultimodalModule, build
+    from mmrun.components import build
+    from mmrun.model import MultimodalModule
     from mmrun.threads import apply_threads
 
     console_on_rank_zero_only()
@@ -154,7 +155,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     parameters = model.count_parameters()
     log.info("model: %s parameters, fusion %s, task %s, monitor %s (%s)",
              f"{parameters['total']:,}", cfg.fusion._target_.rsplit(".", 1)[-1],
-             model.task.__class__.__name__, cfg.monitor, cfg.monitor_mode)
+             model.task.kind, cfg.monitor, cfg.monitor_mode)
     return RunParts(datamodule, model, trainer, tracker, epochs)
 
 
@@ -273,7 +274,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             "schema_version": 1,
             "status": "completed",
             "run_dir": str(run_dir.resolve()),
-            "task": model.task.__class__.__name__.replace("Task", "").lower(),
+            "task": model.task.kind,
             "monitor": cfg.monitor,
             "monitor_mode": cfg.monitor_mode,
             "best_epoch": None if tracker.best_epoch is None else tracker.best_epoch + 1,  # 1-based, as logged

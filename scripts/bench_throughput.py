@@ -34,7 +34,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from mmrun.config_check import conf_dir
-from mmrun.model import build
+from mmrun.components import build
 from mmrun.train import build_run
 
 
@@ -95,7 +95,7 @@ def reference_rate(model, tensors, cfg, batch_size: int, steps: int, warmup: int
                 began = time.perf_counter()
             batch = {k: v.index_select(0, order[start:start + batch_size]) for k, v in data.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = model.task.loss(model(batch), batch["label"])
+                loss = model.task.loss(model(batch), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

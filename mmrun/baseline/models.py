@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from mmrun.tasks import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask, Task
+from mmrun.tasks.objectives import BinaryTask, MulticlassTask, MultilabelTask, RegressionTask, Task
 
 LOGISTIC_C = (0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHA = (0.1, 1.0, 10.0, 100.0, 1000.0)

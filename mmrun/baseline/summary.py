@@ -18,8 +18,12 @@ def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
     Logs its cost and result, and warns when the deep model's test value of the monitored
     metric is below the baseline's.
     """
+    objective = getattr(model.task, "objective", None)  # prediction tasks have one
+    if objective is None:
+        log.info("no classical baseline for task %s (it covers prediction tasks)", model.task.kind)
+        return None
     try:
-        result = run_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed, monitor=cfg.monitor,
+        result = run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
                               monitor_mode=cfg.monitor_mode)
     except Exception as error:  # the trained model's results must be written whatever the baseline does
         log.debug("classical baseline failed", exc_info=True)

@@ -15,7 +15,7 @@ from mmrun.baseline.features import (build_blocks, dense_view, id_counts, image_
                                      logmel_features, sequence_features, standardise, waveform_features)
 from mmrun.baseline.models import Candidate
 from mmrun.data.spec import DataSpec, ModalitySpec
-from mmrun.tasks import build_task
+from mmrun.tasks.objectives import build_objective
 
 SPLIT_SIZES = {"train": 400, "val": 200, "test": 200}
 
@@ -167,7 +167,7 @@ def test_views_are_dense_for_narrow_blocks_and_reduce_wide_ones():
 
 def test_multiclass_separable_is_learned_and_keys_match_the_task():
     splits, spec = tabular_data("multiclass")
-    task = build_task("multiclass", spec)
+    task = build_objective("multiclass", spec)
     result = run_baseline(splits, spec, task, seed=0)
     assert result["best"] in ("logistic_regression", "hist_gradient_boosting")
     assert result["monitor"] == "val/acc"
@@ -185,15 +185,15 @@ def test_multiclass_separable_is_learned_and_keys_match_the_task():
 
 def test_shuffled_labels_give_chance_accuracy():
     splits, spec = tabular_data("multiclass", shuffle=True)
-    result = run_baseline(splits, spec, build_task("multiclass", spec), seed=0)
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0)
     assert 0.1 < result["test"]["test/acc"] < 0.4  # chance is 0.25 with four classes
     assert result["test"]["test/auroc"] < 0.62
 
 
 def test_binary_with_one_logit_and_with_two_outputs():
     splits, spec = tabular_data("binary", num_classes=2)
-    one = build_task("binary", spec)
-    two = build_task("multiclass", spec)  # binary labels trained as two-class multiclass
+    one = build_objective("binary", spec)
+    two = build_objective("multiclass", spec)  # binary labels trained as two-class multiclass
     assert one.num_outputs == 1 and two.num_outputs == 2
     first = run_baseline(splits, spec, one, seed=0)
     second = run_baseline(splits, spec, two, seed=0)
@@ -206,7 +206,7 @@ def test_binary_with_one_logit_and_with_two_outputs():
 
 def test_multilabel():
     splits, spec = tabular_data("multilabel")
-    task = build_task("multilabel", spec)
+    task = build_objective("multilabel", spec)
     result = run_baseline(splits, spec, task, seed=0)
     assert result["monitor"] == "val/map"
     assert set(result["val"]) == metric_names(task, "val")
@@ -215,7 +215,7 @@ def test_multilabel():
 
 def test_regression():
     splits, spec = tabular_data("regression")
-    task = build_task("regression", spec)
+    task = build_objective("regression", spec)
     result = run_baseline(splits, spec, task, seed=0)
     assert set(result["candidates"]) == {"ridge", "hist_gradient_boosting"}
     assert result["monitor"] == "val/mse" and result["monitor_mode"] == "min"
@@ -227,7 +227,7 @@ def test_regression():
 
 def test_same_inputs_and_seed_give_the_same_numbers():
     splits, spec = tabular_data("multiclass", signal=0.7)
-    task = build_task("multiclass", spec)
+    task = build_objective("multiclass", spec)
 
     def numbers(result):
         return {name: (c["val"], c["test"], c["params"]) for name, c in result["candidates"].items()}
@@ -247,7 +247,7 @@ def test_training_rows_above_the_limit_are_subsampled_with_stratification():
     np.testing.assert_allclose(sub, full, atol=0.011)  # class shares kept (stratified)
     assert np.array_equal(rows, baseline_run.choose_train_rows(labels, "multiclass", seed=0, max_rows=100))
     assert baseline_run.choose_train_rows(labels, "multiclass", seed=0, max_rows=400) is None
-    result = run_baseline(splits, spec, build_task("multiclass", spec), seed=0, max_train_rows=100)
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0, max_train_rows=100)
     assert result["subsampled"] is True and result["train_rows"] == 100 and result["train_rows_total"] == 400
 
 
@@ -255,7 +255,7 @@ def test_a_class_missing_from_training_still_scores():
     splits, spec = tabular_data("multiclass", num_classes=3)
     keep = splits["train"]["label"] < 2
     splits["train"] = {k: v[keep] for k, v in splits["train"].items()}
-    result = run_baseline(splits, spec, build_task("multiclass", spec), seed=0)
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0)
     assert "error" not in result
     assert 0.5 < result["test"]["test/acc"] < 0.8  # class 2 (a third of the rows) is never predicted
 
@@ -271,7 +271,7 @@ def test_a_failing_candidate_is_recorded_not_raised(monkeypatch):
 
     monkeypatch.setattr(baseline_run, "candidates", with_a_broken_one)
     splits, spec = tabular_data("multiclass")
-    result = run_baseline(splits, spec, build_task("multiclass", spec), seed=0)
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0)
     assert result["candidates"]["broken"] == {"error": "RuntimeError: no such solver"}
     assert result["best"] != "broken" and result["test"]["test/acc"] > 0.9
 
@@ -279,7 +279,7 @@ def test_a_failing_candidate_is_recorded_not_raised(monkeypatch):
 def test_every_candidate_failing_returns_an_error():
     splits, spec = tabular_data("multiclass")
     splits["train"]["label"] = torch.zeros_like(splits["train"]["label"])  # one class: nothing to fit
-    result = run_baseline(splits, spec, build_task("multiclass", spec), seed=0)
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0)
     assert "every candidate failed" in result["error"] and "best" not in result
     assert set(result["candidates"]) == {"logistic_regression", "hist_gradient_boosting"}
     assert all("error" in c for c in result["candidates"].values())
@@ -291,7 +291,7 @@ def test_synthetic_data_with_every_built_in_modality_and_missing_ones():
 
     data = SyntheticDataModule(size=600, missing_rate=0.2)
     data.setup()
-    task = build_task(data.spec.task, data.spec)
+    task = build_objective(data.spec.task, data.spec)
     result = run_baseline(data.splits, data.spec, task, seed=0)
     assert result["features"] == {"audio": 65, "image": 192, "tabular": 16, "text": 32, "present": 4}
     assert result["test"]["test/acc"] > 0.5  # chance is 0.25; one modality alone gives at most 0.5
@@ -299,7 +299,7 @@ def test_synthetic_data_with_every_built_in_modality_and_missing_ones():
 
 def test_the_runs_own_monitor_selects_when_the_baseline_has_it():
     splits, spec = tabular_data("regression")
-    task = build_task("regression", spec)
+    task = build_objective("regression", spec)
     by_r2 = run_baseline(splits, spec, task, seed=0, monitor="val/r2", monitor_mode="max")
     assert by_r2["monitor"] == "val/r2" and by_r2["monitor_mode"] == "max"
     assert by_r2["val"]["val/r2"] == max(c["val"]["val/r2"] for c in by_r2["candidates"].values())

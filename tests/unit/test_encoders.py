@@ -241,10 +241,10 @@ def test_hf_text_encoder_trains_frozen_end_to_end(minilm, tmp_path):
     dm = Texts(batch_size=6)
     model = MultimodalModule(cfg, dm.spec)
     before = {k: v.clone() for k, v in model.encoders["text"].state_dict().items()}
-    head_before = [p.clone() for p in model.head.parameters()]
+    head_before = [p.clone() for p in model.task.head.parameters()]
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=dm)
     after = model.encoders["text"].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert any(not torch.equal(a, b) for a, b in zip(head_before, model.head.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, model.task.head.parameters()))

@@ -3,7 +3,7 @@ import torch
 
 from mmrun.data.spec import DataSpec, ModalitySpec
 from mmrun.errors import ConfigError
-from mmrun.tasks import build_task, resolve_task_type
+from mmrun.tasks.objectives import build_objective, resolve_task_type
 
 MOD = (ModalitySpec("tabular", "tabular", (4,)),)
 
@@ -19,7 +19,7 @@ MOD = (ModalitySpec("tabular", "tabular", (4,)),)
 )
 def test_task_loss_and_metrics(task, outputs, target, names):
     spec = DataSpec(MOD, task, outputs)
-    t = build_task(resolve_task_type("auto", spec), spec)
+    t = build_objective(resolve_task_type("auto", spec), spec)
     logits = torch.randn(4, outputs, requires_grad=True)
     loss = t.loss(logits, target)
     loss.backward()
@@ -32,7 +32,7 @@ def test_task_loss_and_metrics(task, outputs, target, names):
 
 def test_perfect_predictions_score_one():
     spec = DataSpec(MOD, "multiclass", 3)
-    t = build_task("multiclass", spec)
+    t = build_objective("multiclass", spec)
     target = torch.tensor([0, 1, 2, 2])
     metrics = t.metrics()
     metrics.update(t.predict(torch.nn.functional.one_hot(target, 3).float() * 10), target)
@@ -44,4 +44,4 @@ def test_forcing_a_task_the_labels_do_not_allow_is_refused():
     with pytest.raises(ConfigError, match="task=regression"):
         resolve_task_type("regression", spec)
     assert resolve_task_type("multiclass", DataSpec(MOD, "binary", 1)) == "multiclass"
-    assert build_task("multiclass", DataSpec(MOD, "binary", 1)).num_outputs == 2
+    assert build_objective("multiclass", DataSpec(MOD, "binary", 1)).num_outputs == 2

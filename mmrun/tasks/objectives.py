@@ -1,6 +1,7 @@
-"""Tasks: each owns its head's output width, its loss, its metrics and its monitored metric.
+"""Prediction objectives: per label type, the head's output width, the loss, the metrics and
+the monitored metric (used by ``mmrun.tasks.prediction`` and the classical baseline).
 
-The task type and the number of outputs come from the data spec; ``conf/task/`` only holds
+The type and the number of outputs come from the data spec; ``conf/task/`` only holds
 choices (head width, dropout, label smoothing) and may force a type the labels allow.
 """
 
@@ -36,6 +37,11 @@ class Task:
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """Metric-ready predictions (probabilities or values) from logits."""
         raise NotImplementedError  # every concrete task defines its predictions
+
+    @property
+    def kind(self) -> str:
+        """The label type: multiclass, binary, multilabel or regression."""
+        return type(self).__name__.removesuffix("Task").lower()
 
     def metric_target(self, target: torch.Tensor) -> torch.Tensor:
         """Labels in the dtype the task's metrics expect."""
@@ -145,8 +151,8 @@ def resolve_task_type(requested: str, spec: DataSpec) -> str:
     return requested
 
 
-def build_task(task_type: str, spec: DataSpec, label_smoothing: float = 0.0) -> Task:
-    """Build the task object for ``task_type`` with sizes from the data spec."""
+def build_objective(task_type: str, spec: DataSpec, label_smoothing: float = 0.0) -> Task:
+    """Build the objective for ``task_type`` with sizes from the data spec."""
     cls, monitor, mode = _TASKS[task_type]
     num_outputs = 2 if (task_type == "multiclass" and spec.task == "binary") else spec.num_outputs
     return cls(num_outputs=num_outputs, label_smoothing=label_smoothing, monitor=monitor, monitor_mode=mode)

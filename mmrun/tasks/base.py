@@ -1,0 +1,67 @@
+"""The contract between a task family and ``MultimodalModule`` (DESIGN.md, "Task family").
+
+The module keeps one encoder per modality the task reads and the optimisation loop; the task
+owns everything after the encoders. Per step the module calls ``forward`` (encoded
+modalities -> the task's outputs), ``loss`` and ``update_metrics``; at the end of each
+validation and test epoch it logs ``epoch_metrics`` (metrics that need the whole split).
+A family is chosen by ``task._target_`` and built with ``mmrun.components.build`` from its
+config keys plus ``spec`` (the data's facts), ``dims`` (``{modality: encoder width}``, in spec
+order) and ``fusion`` (the fusion config).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torchmetrics
+from omegaconf import DictConfig
+from torch import nn
+
+from mmrun.data.spec import DataSpec
+from mmrun.encoders.base import EncoderOutput
+
+
+class TaskFamily(nn.Module):
+    """Base class of the task families (see the module docstring).
+
+    Attributes:
+        family: the name written to metrics.json (``prediction``, ``retrieval``).
+        monitor, monitor_mode: the validation metric that picks the best checkpoint.
+    """
+
+    family: ClassVar[str] = ""
+    monitor: str
+    monitor_mode: str
+
+    @classmethod
+    def modalities_read(cls, task_cfg: DictConfig, spec: DataSpec) -> list[str]:
+        """The modalities the task uses (an encoder is built for each), in spec order."""
+        return spec.modality_names
+
+    def forward(self, encoded: dict[str, EncoderOutput], batch: dict[str, torch.Tensor]) -> Any:
+        raise NotImplementedError  # every family maps encoded modalities to its outputs
+
+    def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError  # every family defines its training loss
+
+    def update_metrics(self, outputs: Any, batch: dict[str, torch.Tensor],
+                       split: str) -> torchmetrics.MetricCollection | None:
+        """Record a batch; return a collection for the module to log per epoch, or None."""
+        return None
+
+    def epoch_metrics(self, split: str) -> dict[str, torch.Tensor]:
+        """Metrics over the whole split, computed once its last batch is recorded (then reset)."""
+        return {}
+
+    def metric_names(self, split: str) -> list[str]:
+        """Every metric the task logs for ``split`` (``val/...``), for checking ``monitor``."""
+        raise NotImplementedError  # every family names its metrics
+
+    @property
+    def kind(self) -> str:
+        """What metrics.json calls the task (``multiclass``, ``retrieval``, ...)."""
+        return self.family
+
+    def batch_size(self, batch: dict[str, torch.Tensor]) -> int:
+        return len(batch["present"])
