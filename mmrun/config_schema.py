@@ -211,7 +211,17 @@ TRAIN: dict[str, Rule | Depends] = {
     "callbacks.weight_averaging.decay": number("(0, 1)", 0.99),
     "callbacks.weight_averaging.max_epochs": POSITIVE,
     # task/
-    "task.type": choice("auto", "binary", "multiclass", "multilabel", "regression"),
+    "task.type": choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval", "recommendation"),
+    **dict.fromkeys(["task.query", "task.target", "task.user"],
+                    list_of(text("image"), "a list of modality names or kinds", ["image"])),
+    "task.item": nullable(list_of(text("title"), "a list of modality names or kinds", ["item", "title"])),
+    "task.id_dropout": number("[0, 1)", 0.5, what="a rate"),
+    **dict.fromkeys(["task.k", "task.recall_k"], POSITIVE_INT),
+    "task.embed_dim": POSITIVE_INT,
+    "task.loss": choice("infonce", "siglip"),
+    "task.temperature": POSITIVE,
+    "task.max_scale": POSITIVE,
+    "task.rankings_top_k": POSITIVE_INT,
     "task.head_hidden": POSITIVE_INT,
     "task.dropout": DROPOUT,
     "task.label_smoothing": FRACTION,
@@ -249,15 +259,26 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.task": Depends("dataset._target_", {
         "mmrun.data.synthetic.SyntheticDataModule": choice("classification", "multilabel", "regression"),
         "mmrun.data.benchmarks.affect.AffectDataModule": choice("binary", "7class", "regression"),
-    }, choice("auto", "binary", "multiclass", "multilabel", "regression")),
+    }, choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval")),
     "dataset.size": number("[30, inf)", 2000, whole=True),
+    # dataset=interactions
+    **dict.fromkeys(["dataset.num_users", "dataset.num_items"], number("[10, inf)", 1000, whole=True)),
+    "dataset.genres": POSITIVE_INT,
+    "dataset.interactions_per_user": number("[3, inf)", 16, whole=True),
+    "dataset.temperature": POSITIVE,
+    "dataset.cold_items": number("[0, 1)", 0.1, what="a fraction"),
     "dataset.num_classes": number("[2, inf)", 4, whole=True),
-    "dataset.noise": Depends("dataset.task", {"regression": number("[0, inf)", 0.05, what="a standard deviation")},
+    "dataset.noise": Depends("dataset.task", {"regression": number("[0, inf)", 0.05, what="a standard deviation"),
+                                              # dataset=pairs (no task key): pixel and audio-sample noise
+                                              None: number("[0, inf)", 0.3, what="a standard deviation")},
                              PROBABILITY),
     "dataset.missing_rate": number("[0, 1)", 0.3, what="a probability"),
+    # dataset=pairs
+    "dataset.captions_per_item": number("(0, inf)", 5, whole=True),
     # dataset=manifest
     "dataset.label_column": text("label"),
     "dataset.split_column": nullable(text("split")),
+    "dataset.group_column": nullable(text("image_id")),
     "dataset.on_error": choice("raise", "skip"),
     "dataset.cache_check": choice("stat", "content"),
     **dict.fromkeys(["dataset.allow_missing", "dataset.cache", "dataset.*.normalize", "dataset.augment.flip",
@@ -281,6 +302,13 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.audio.duration": AUTO | POSITIVE,
     "dataset.audio.f_min": NON_NEGATIVE,
     "dataset.audio.f_max": nullable(POSITIVE),
+    # dataset=interactions_manifest (dataset.items is the item table there, a count elsewhere)
+    "dataset.items": Depends("dataset._target_", {
+        "mmrun.data.interactions_manifest.InteractionsManifestDataModule": PATH,
+    }, number("[10, inf)", 2000, whole=True)),
+    "dataset.user_column": text("user"),
+    "dataset.item_column": text("item"),
+    "dataset.cold_items": FRACTION,
     # dataset=avmnist, mmimdb, mosi, mosei
     "dataset.val_size": POSITIVE_INT,
     "dataset.split_bounds": Rule(_increasing, "three increasing positive indices", [15552, 18160, 25959]),

@@ -15,7 +15,7 @@ log = logging.getLogger("mmrun")
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; write eval_metrics.json and predictions.csv."""
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; write eval_metrics.json and the task's outputs."""
     from mmrun.predict import Scoring
     from mmrun.report import metrics_table, print_table, write_json
 
@@ -24,7 +24,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     # The model logs under "test/"; rename to the evaluated split.
     results = scoring.trainer.test(scoring.model, dataloaders=scoring.loader, verbose=False)[0]
     metrics = {f"{split}/{k.split('/', 1)[1]}": float(v) for k, v in results.items()}
-    scoring.write_predictions()
+    outputs = scoring.write_outputs()
     write_json(
         scoring.run_dir / "eval_metrics.json",
         {
@@ -34,8 +34,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "data": {k: str(v) for k, v in scoring.changed.items()},
             "num_samples": len(scoring.row_ids),
             "metrics": metrics,
+            **scoring.model.task.report("test"),
         },
     )
     print_table(metrics_table(f"mmrun eval ({split} split)", {split: metrics}))
-    log.info("eval metrics and predictions.csv written to %s", scoring.run_dir)
+    log.info("eval metrics and %s written to %s", outputs.name, scoring.run_dir)
     return metrics

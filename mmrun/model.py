@@ -108,14 +108,20 @@ class MultimodalModule(pl.LightningModule):
             self.compile()
 
     # ----------------------------------------------------------------- forward
-    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+    def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Each modality of the batch that the task reads, through its encoder."""
         for name in self.channels_last:
-            batch = {**batch, name: batch[name].contiguous(memory_format=torch.channels_last)}
-        encoded = {name: self.encoders[name](batch[name]) for name in self.modalities}
-        return self.task(encoded, batch)
+            if name in batch:
+                batch = {**batch, name: batch[name].contiguous(memory_format=torch.channels_last)}
+        return {name: self.encoders[name](batch[name]) for name in self.modalities if name in batch}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        batch = self.task.prepare_batch(batch)
+        return self.task(self.encode(batch), batch)
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        outputs = self(batch)
+        batch = self.task.prepare_batch(batch)
+        outputs = self.task(self.encode(batch), batch)
         loss = self.task.loss(outputs, batch)
         batch_size = self.task.batch_size(batch)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
@@ -134,10 +140,10 @@ class MultimodalModule(pl.LightningModule):
         self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.task.epoch_metrics("val"))
+        self.log_dict(self.task.epoch_metrics("val", self.encode))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.task.epoch_metrics("test"))
+        self.log_dict(self.task.epoch_metrics("test", self.encode))
 
     def train(self, mode: bool = True) -> "MultimodalModule":
         super().train(mode)
@@ -150,6 +156,8 @@ class MultimodalModule(pl.LightningModule):
         """Trainable parameters: one group at ``optimizer.lr``, one per encoder with ``lr_mult`` != 1."""
         groups = []
         for m in self.spec.modalities:
+            if m.name not in self.encoders:  # a modality the task does not read
+                continue
             lr_mult = float(self.cfg.encoder[m.kind].get("lr_mult", 1.0))
             params = [p for p in self.encoders[m.name].parameters() if p.requires_grad]
             if lr_mult != 1.0 and params:

@@ -3,8 +3,8 @@
 What ``mmrun eval`` and ``mmrun predict`` share lives here: ``Scoring.open`` loads the
 checkpoint, rebuilds its model and its dataset with the checkpoint's own preprocessing
 (``mmrun.eval_data``), takes the scored split and makes a Lightning trainer;
-``Scoring.write_predictions`` runs ``trainer.predict`` and writes ``predictions.csv``
-(``mmrun.predictions``). Predict reads no labels, so a manifest may lack the label column or
+``Scoring.write_outputs`` has the task write its per-row outputs (``predictions.csv``:
+``mmrun.predictions``; ``rankings.csv`` for retrieval: ``mmrun.rankings``). Predict reads no labels, so a manifest may lack the label column or
 have empty label cells; eval (``mmrun.evaluate``) requires them and adds the metrics.
 """
 
@@ -78,21 +78,13 @@ class Scoring:
             default_root_dir=str(run_dir),
         )
         loader = TensorBatchLoader(tensors, batch_size=datamodule.eval_batch_size)
+        model.task.attach_data(datamodule, split)
+        model.task.record_outputs = True
         return cls(model, trainer, loader, tensors, row_ids, split, changed, labels_required, run_dir)
 
-    def write_predictions(self) -> Path:
-        """Predict every scored row and write ``predictions.csv`` in the run folder; return its path."""
-        import torch
-
-        from mmrun.predictions import write_predictions
-
-        objective = self.model.task.objective
-        outputs = objective.predict(torch.cat(self.trainer.predict(self.model, dataloaders=self.loader)))
-        task_type = objective.kind
-        path = self.run_dir / "predictions.csv"
-        write_predictions(path, task_type, outputs, self.tensors["label"] if self.labelled else None, self.row_ids,
-                          self.model.spec.class_names)
-        return path
+    def write_outputs(self) -> Path:
+        """The task's per-row outputs in the run folder (``predictions.csv``, ``rankings.csv``)."""
+        return self.model.task.write_outputs(self)
 
 
 def no_rows(split: str) -> str:
@@ -105,5 +97,5 @@ def no_rows(split: str) -> str:
 def run(cfg: DictConfig) -> None:
     """Predict ``cfg.split`` of the checkpoint's data (every row of ``dataset.path``) into predictions.csv."""
     scoring = Scoring.open(cfg, "predict", labels_required=False)
-    path = scoring.write_predictions()
-    log.info("predictions for %d rows (split=%s) written to %s", len(scoring.row_ids), scoring.split, path)
+    path = scoring.write_outputs()
+    log.info("%s for %d rows (split=%s) written to %s", path.stem, len(scoring.row_ids), scoring.split, path)

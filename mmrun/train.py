@@ -23,7 +23,7 @@ LR_FINDER_START, LR_FINDER_STEPS = 1e-3, 100
 
 
 def _monitor_mode(monitor: str) -> str:
-    return "min" if monitor.endswith(("loss", "mae", "mse")) else "max"
+    return "min" if monitor.endswith(("loss", "mae", "mse", "rank")) else "max"
 
 
 def resolve_monitor(cfg: DictConfig, model) -> None:
@@ -124,6 +124,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
              ", ".join(f"{m.name} {list(m.shape)}" for m in spec.modalities))
 
     model = MultimodalModule(cfg, spec)
+    model.task.attach_data(datamodule)
     resolve_monitor(cfg, model)
     OmegaConf.resolve(cfg)
 
@@ -299,6 +300,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             "train_samples_per_s": parts.epochs.samples_per_second(trainer.world_size),
             "threads": torch.get_num_threads(),
             "baseline": baseline,
+            **model.task.report("test"),
         }
         write_json(run_dir / "metrics.json", summary)
         curves_png(run_dir / "metrics.csv", cfg.monitor, run_dir / "curves.png")

@@ -1,6 +1,7 @@
 """Which manifest column is which modality: inferred from the values, or set in the config.
 
-Inference (``dataset.columns=null``), for every column except the label and split columns:
+Inference (``dataset.columns=null``), for every column except the label, split and group columns
+(with ``task=retrieval`` the label column is not read, and is ignored if the table has one):
 
 * most non-empty cells are paths ending in .png .jpg .jpeg .bmp .webp -> an ``image`` modality;
   .wav .flac .ogg -> ``audio``;
@@ -15,7 +16,8 @@ Inference (``dataset.columns=null``), for every column except the label and spli
 Image, audio and text columns each become one modality named after the column; the numeric
 columns form one modality named ``tabular`` and the categorical ones one named
 ``categorical``. ``dataset.columns={image: photo, tabular: [age, price]}`` sets the mapping
-explicitly and uses only the columns it names.
+explicitly and uses only the columns it names. The group column (``dataset.group_column``,
+retrieval only: rows with equal values are one item) is never a modality.
 """
 
 from __future__ import annotations
@@ -47,30 +49,35 @@ class Modality:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """The role of every column: modalities (sorted by name), label (None: not read), split, ignored."""
+    """The role of every column: modalities (sorted by name), label (None: not read), split, ignored,
+    and group (retrieval: equal values mark one item; None: each row is its own item)."""
 
     modalities: tuple[Modality, ...]
     label: str | None
     split: str | None
     ignored: tuple[str, ...] = ()
+    group: str | None = None
 
     def to_state(self) -> dict:
         return {
             "modalities": [{"name": m.name, "kind": m.kind, "columns": list(m.columns)} for m in self.modalities],
             "label": self.label,
             "split": self.split,
+            "group": self.group,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> "ColumnPlan":
         modalities = tuple(Modality(m["name"], m["kind"], tuple(m["columns"])) for m in state["modalities"])
-        return cls(modalities, state["label"], state["split"])
+        return cls(modalities, state["label"], state["split"], group=state.get("group"))
 
     def describe(self) -> str:
         parts = [f"{m.kind} {m.columns[0]!r}" if m.kind not in GROUPED_KINDS else f"{m.kind} {list(m.columns)}"
                  for m in self.modalities]
         parts.append(f"label {self.label!r}" if self.label else "labels not read")
         parts.append(f"split {self.split!r}" if self.split else "split by dataset.splits fractions")
+        if self.group:
+            parts.append(f"group {self.group!r}")
         if self.ignored:
             parts.append(f"ignored {list(self.ignored)}")
         return ", ".join(parts)
@@ -125,7 +132,9 @@ def _explicit(table: Table, columns: dict, used: set[str]) -> dict[str, list[str
                     f"{table.name} has no column {column!r} (dataset.columns.{kind}); its columns are {table.columns}"
                 )
             if column in used:
-                raise ConfigError(f"column {column!r} is the label or split column and cannot also be dataset.columns.{kind}")
+                raise ConfigError(
+                    f"column {column!r} is the label, split or group column and cannot also be dataset.columns.{kind}"
+                )
         if names:
             result[kind] = names
     return result
@@ -142,28 +151,47 @@ def _pick_split(table: Table, split_column: str | None) -> str | None:
     return split_column or None
 
 
+def _pick_group(table: Table, group_column: str | None) -> str | None:
+    if group_column and group_column not in table.columns:
+        raise DataError(
+            f"{table.name} has no group column {group_column!r} (dataset.group_column); its columns are "
+            f"{table.columns}. Name the column whose equal values mark one item, or set dataset.group_column=null"
+        )
+    return group_column or None
+
+
 def plan_columns(
     table: Table,
     columns: dict | None,
     label_column: str,
     split_column: str | None,
     modalities: list[str] | None,
+    group_column: str | None = None,
+    read_label: bool = True,
 ) -> ColumnPlan:
-    """Decide every column's role (see the module docstring)."""
-    if label_column not in table.columns:
+    """Decide every column's role (see the module docstring).
+
+    ``read_label=False`` (retrieval): the label column is not read and need not exist; the
+    group column, when given, must.
+    """
+    if read_label and label_column not in table.columns:
         raise DataError(
             f"{table.name} has no label column {label_column!r}; name the target column 'label' or set "
             f"dataset.label_column=<column>. Its columns are {table.columns}"
         )
     split = _pick_split(table, split_column)
-    used = {label_column} | ({split} if split else set())
+    group = _pick_group(table, group_column)
+    used = ({label_column} if read_label else set()) | {c for c in (split, group) if c}
+    not_inferred = used | ({label_column} & set(table.columns))
     if columns:
         by_kind = _explicit(table, dict(columns), used)
         ignored = [c for c in table.columns if c not in used and not any(c in v for v in by_kind.values())]
     else:
         by_kind, ignored = {}, []
         for column in table.columns:
-            if column in used:
+            if column in not_inferred:
+                if column not in used:
+                    ignored.append(column)  # the label column of a retrieval table: not read
                 continue
             kind = infer_kind(column, [row[column] for row in table.rows if row[column] is not None])
             if kind is None:
@@ -176,7 +204,8 @@ def plan_columns(
             found.append(Modality(kind, kind, tuple(names)))
         else:
             found += [Modality(name, kind, (name,)) for name in names]
-    return ColumnPlan(_select(table, found, modalities), label_column, split, tuple(ignored))
+    return ColumnPlan(_select(table, found, modalities), label_column if read_label else None, split, tuple(ignored),
+                      group)
 
 
 def _select(table: Table, found: list[Modality], wanted: list[str] | None) -> tuple[Modality, ...]:

@@ -6,6 +6,11 @@ anything else (strings, whole numbers) -> classification, binary with two classe
 multiclass otherwise. Class names are the training rows' labels as text, sorted
 numerically when they are all numbers; a validation, test or evaluation label outside that
 list is a bad row. ``mmrun predict`` reads no labels (``unlabelled``).
+
+``task=retrieval`` reads no label column either: a row's ``label`` is its *group* code
+(``group_codes``), equal for the rows of one item (the values of ``dataset.group_column``, e.g.
+five captions of one ``image_id``) and distinct across the whole table; without a group
+column every row is its own item. The spec's task is ``retrieval`` with no outputs.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from mmrun.data.preprocess.tabular import category_key, parse_number
 from mmrun.errors import DataError
 
 CLASSIFICATION, MULTILABEL, REGRESSION = "classification", "multilabel", "regression"
+RETRIEVAL = "retrieval"
 FORCED = {"multiclass": CLASSIFICATION, "binary": CLASSIFICATION, "multilabel": MULTILABEL, "regression": REGRESSION}
+TASKS = (*FORCED, RETRIEVAL)  # the values dataset.task may force besides auto
 
 
 def label_set(value: Any) -> list[str]:
@@ -70,6 +77,8 @@ def require_classes(classes: list[str], kind: str, where: str) -> None:
 
 def spec_task(kind: str, classes: list[str]) -> tuple[str, int]:
     """The data spec's task type and number of outputs."""
+    if kind == RETRIEVAL:
+        return RETRIEVAL, 0
     if kind == REGRESSION:
         return "regression", 1
     if kind == MULTILABEL:
@@ -114,4 +123,25 @@ def encode(values: list[Any], kind: str, classes: list[str]) -> tuple[torch.Tens
                 target[row, [index[n] for n in names]] = 1.0
             else:
                 target[row] = index[names[0]]
+    return target, problems
+
+
+def group_codes(values: list[Any] | None, count: int) -> tuple[torch.Tensor, dict[int, str]]:
+    """Group codes (int64 ``[count]``) for the group cells ``values``, and ``{row: reason}`` for empty cells.
+
+    Equal cells (compared as text, so ``3`` and ``"3"`` match) get one code, in order of first
+    appearance; an empty cell is a problem (its code is -1). ``values=None``: no group column,
+    every row its own group.
+    """
+    if values is None:
+        return torch.arange(count), {}
+    codes: dict[str, int] = {}
+    target = torch.full((count,), -1, dtype=torch.long)
+    problems: dict[int, str] = {}
+    for row, value in enumerate(values):
+        key = category_key(value)
+        if key is None:
+            problems[row] = "empty group id (every row needs the id of the item it belongs to)"
+        else:
+            target[row] = codes.setdefault(key, len(codes))
     return target, problems

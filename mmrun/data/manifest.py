@@ -35,6 +35,15 @@ manifest, which is how ``mmrun eval ckpt_path=... dataset.path=new.csv`` works. 
 ``labels_required=False`` as well (``mmrun predict``) the label column is not read: it may be
 absent or have empty cells, and ``label`` holds zeros.
 ``row_ids`` holds each sample's line in the manifest, per split, for ``predictions.csv``.
+
+``task=retrieval`` (pairs of sides that a contrastive model matches, e.g. image -> caption):
+the label column is not read and need not exist; ``label`` holds int64 group codes: rows with
+equal values in ``group_column`` (e.g. ``image_id``, five captions per image) are one item
+and share a code, codes differ across the whole table, and with ``group_column=null`` every
+row is its own item (``mmrun.data.labels.group_codes``). An empty group cell is a bad row.
+Without a split column the ``splits`` fractions split the *items*, so an item's rows never
+straddle splits. The spec's task is ``retrieval`` with no outputs and no classes; evaluation
+on a new table (``fitted``) recomputes the codes from that table.
 """
 
 from __future__ import annotations
@@ -92,7 +101,10 @@ class ManifestDataModule(TensorDataModule):
             null (ignore any split column and use ``splits``).
         splits: train/val/test fractions when there is no split column.
         split_seed: seed of the random split by fractions.
-        task: ``auto`` (infer from the labels) or a task type to read the labels as.
+        task: ``auto`` (infer from the labels), a task type to read the labels as, or
+            ``retrieval`` (no label column; ``label`` = group codes, see the module docstring).
+        group_column: retrieval only: the column whose equal values mark one item (null:
+            every row its own item); never a modality.
         modalities: names of the modalities to use (null = all found).
         on_error: ``raise`` (stop on any bad row) or ``skip`` (drop bad rows, write them
             to ``skipped_rows.csv`` in the run folder).
@@ -137,6 +149,7 @@ class ManifestDataModule(TensorDataModule):
         augment: dict | None = None,
         fitted: dict | None = None,
         labels_required: bool = True,
+        group_column: str | None = None,
         **loader_options: Any,
     ) -> None:
         super().__init__(**loader_options)
@@ -144,16 +157,24 @@ class ManifestDataModule(TensorDataModule):
             raise ConfigError("dataset=manifest needs the table: dataset.path=<manifest.csv|.jsonl|.parquet>")
         if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
             raise ConfigError(f"dataset.splits={list(splits)} must be three fractions (train, val, test) summing to 1")
-        if task != "auto" and task not in label_rules.FORCED:
-            raise ConfigError(f"task={task!r} is unknown; use auto or one of {list(label_rules.FORCED)}")
+        if task != "auto" and task not in label_rules.TASKS:
+            raise ConfigError(f"task={task!r} is unknown; use auto or one of {list(label_rules.TASKS)}")
         if fitted is not None and fitted.get("version") != FITTED_VERSION:
             raise DataError("the checkpoint's fitted preprocessing is from another mmrun version; retrain the model")
+        # A checkpoint's fitted state knows what it was trained for, whatever dataset.task says now.
+        self.retrieval = (fitted["label_kind"] if fitted is not None else task) == label_rules.RETRIEVAL
+        if group_column is not None and not self.retrieval:
+            raise ConfigError(
+                f"dataset.group_column={group_column} only applies to task=retrieval (rows of one item share a "
+                f"group id); remove it, or train a retrieval model with task=retrieval"
+            )
         if not labels_required and fitted is None:
             raise ConfigError("a manifest is read without labels only with a checkpoint's fitted preprocessing")
         self.path = str(path)
         self.columns = columns
         self.label_column = label_column
         self.split_column = split_column
+        self.group_column = group_column
         self.fractions = tuple(float(f) for f in splits)
         self.split_seed = split_seed
         self.task = task
@@ -195,8 +216,8 @@ class ManifestDataModule(TensorDataModule):
         """Every setting the build reads besides the manifest and its files (the prepared-cache key)."""
         return {"path": self.path, "columns": plain(self.columns), "label_column": self.label_column,
                 "split_column": self.split_column, "splits": list(self.fractions), "split_seed": self.split_seed,
-                "task": self.task, "modalities": self.wanted, "on_error": self.on_error,
-                "allow_missing": self.allow_missing, "labels_required": self.labels_required,
+                "group_column": self.group_column, "task": self.task, "modalities": self.wanted,
+                "on_error": self.on_error, "allow_missing": self.allow_missing, "labels_required": self.labels_required,
                 "options": {k: asdict(v) for k, v in self.options.items()}, "fitted": plain(self.fitted)}
 
     def _prepare(self, manifest: str) -> PreparedManifest:
@@ -205,7 +226,8 @@ class ManifestDataModule(TensorDataModule):
         plan = self._plan(table)
         log.info("manifest %s: %d rows; %s", table.name, len(table.rows), plan.describe())
         problems = Problems(table)
-        split_of = self._assign_splits(table, plan, problems)
+        groups = self._groups(table, plan, problems) if self.retrieval else None
+        split_of = self._assign_splits(table, plan, problems, groups)
         if self.fitted is None:
             train_rows = [i for i, split in enumerate(split_of) if split == "train"]
             self.options = infer_file_options(self.options, table, plan.modalities, train_rows)
@@ -216,7 +238,7 @@ class ManifestDataModule(TensorDataModule):
         present = self._check_modalities(table, readers, problems)
 
         kind, classes = self._label_kind_and_classes(table, plan, split_of, problems)
-        target = self._labels(table, plan, kind, classes, problems)
+        target = groups if groups is not None else self._labels(table, plan, kind, classes, problems)
         skipped = resolve(problems, self.on_error)
         dropped = problems.rows
         keep = torch.tensor([i not in dropped for i in range(len(table.rows))])
@@ -253,7 +275,8 @@ class ManifestDataModule(TensorDataModule):
 
     def _plan(self, table: Table) -> ColumnPlan:
         if self.fitted is None:
-            return plan_columns(table, self.columns, self.label_column, self.split_column, self.wanted)
+            return plan_columns(table, self.columns, self.label_column, self.split_column, self.wanted,
+                                self.group_column, read_label=not self.retrieval)
         plan = ColumnPlan.from_state(self.fitted["columns"])
         absent = [c for m in plan.modalities for c in m.columns if c not in table.columns]
         if absent:
@@ -261,13 +284,21 @@ class ManifestDataModule(TensorDataModule):
                 f"{table.name} lacks the column(s) {absent} that the checkpoint's model reads; its columns are "
                 f"{table.columns}. Rename its columns to match the training manifest"
             )
-        if self.labels_required and plan.label not in table.columns:
+        if self.labels_required and plan.label is not None and plan.label not in table.columns:
             raise DataError(
                 f"{table.name} has no label column {plan.label!r}, and mmrun eval needs labels to score the model; "
                 f"for predictions on unlabelled rows use mmrun predict ckpt_path=... dataset.path={self.path}"
             )
         split = plan.split if plan.split in table.columns else None
-        return ColumnPlan(plan.modalities, plan.label if self.labels_required else None, split)
+        group = plan.group
+        if group is not None and group not in table.columns:
+            if self.labels_required:  # eval scores ranks against each query's own item
+                raise DataError(
+                    f"{table.name} has no group column {group!r} (dataset.group_column), which the checkpoint's "
+                    f"retrieval model was trained with; its columns are {table.columns}"
+                )
+            group = None  # predictions need no groups: every row its own item
+        return ColumnPlan(plan.modalities, plan.label if self.labels_required else None, split, group=group)
 
     def _reader(self, modality) -> Reader:
         if modality.kind in ("image", "audio"):
@@ -295,9 +326,20 @@ class ManifestDataModule(TensorDataModule):
         problems.add_all(plan.label, label_problems)
         return target
 
+    def _groups(self, table: Table, plan: ColumnPlan, problems: Problems) -> torch.Tensor:
+        """Retrieval: every row's group code (see ``label_rules.group_codes``), empty cells as problems."""
+        values = [row[plan.group] for row in table.rows] if plan.group else None
+        codes, group_problems = label_rules.group_codes(values, len(table.rows))
+        problems.add_all(plan.group, group_problems)
+        return codes
+
     # ----------------------------------------------------------------- splits
-    def _assign_splits(self, table: Table, plan: ColumnPlan, problems: Problems) -> list[str | None]:
-        """The split of every row: from the split column, or seeded fractions over all rows."""
+    def _assign_splits(self, table: Table, plan: ColumnPlan, problems: Problems,
+                       groups: torch.Tensor | None = None) -> list[str | None]:
+        """The split of every row: from the split column, or seeded fractions over all rows.
+
+        ``groups`` (retrieval): the fractions split the groups, so a group's rows share a split.
+        """
         if plan.split:
             result = []
             for row, record in enumerate(table.rows):
@@ -307,7 +349,11 @@ class ManifestDataModule(TensorDataModule):
                     problems.add(row, plan.split, f"split {value!r} is not train, val or test"
                                  if value is not None else "empty split")
                 result.append(split)
+            if groups is not None and plan.group:
+                self._warn_straddling(plan, groups, result)
             return result
+        if groups is not None:
+            return self._split_groups(groups)
         count = len(table.rows)
         order = torch.randperm(count, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
         n_train = round(self.fractions[0] * count)
@@ -316,6 +362,31 @@ class ManifestDataModule(TensorDataModule):
         for position, row in enumerate(order):
             result[row] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
         return result
+
+    def _split_groups(self, groups: torch.Tensor) -> list[str | None]:
+        """Seeded fractions over the groups; a row without a group (a bad row) gets no split.
+
+        With every row its own group this is the split by rows above, row for row.
+        """
+        count = int(groups.max()) + 1 if len(groups) else 0
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        n_train = round(self.fractions[0] * count)
+        n_val = round(self.fractions[1] * count)
+        split_of_group = [""] * count
+        for position, group in enumerate(order):
+            split_of_group[group] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
+        return [split_of_group[g] if g >= 0 else None for g in groups.tolist()]
+
+    @staticmethod
+    def _warn_straddling(plan: ColumnPlan, groups: torch.Tensor, split_of: list[str | None]) -> None:
+        seen: dict[int, set] = {}
+        for group, split in zip(groups.tolist(), split_of):
+            if group >= 0 and split is not None:
+                seen.setdefault(group, set()).add(split)
+        straddling = sum(1 for splits in seen.values() if len(splits) > 1)
+        if straddling:
+            log.warning("%d group(s) of %r have rows in more than one split (column %r); each split scores only "
+                        "its own rows", straddling, plan.group, plan.split)
 
     # ------------------------------------------------------------- row checks
     def _check_modalities(self, table: Table, readers: dict[str, Reader], problems: Problems) -> torch.Tensor:
@@ -334,6 +405,8 @@ class ManifestDataModule(TensorDataModule):
         self, table: Table, plan: ColumnPlan, split_of: list[str | None], problems: Problems
     ) -> tuple[str, list[str]]:
         """The label kind and classes: from the checkpoint, or from the good training rows."""
+        if self.retrieval:
+            return label_rules.RETRIEVAL, []
         if self.fitted is not None:
             return self.fitted["label_kind"], list(self.fitted["classes"])
         values = [row[plan.label] for row in table.rows]

@@ -1,9 +1,10 @@
 """The contract between a task family and ``MultimodalModule`` (DESIGN.md, "Task family").
 
 The module keeps one encoder per modality the task reads and the optimisation loop; the task
-owns everything after the encoders. Per step the module calls ``forward`` (encoded
-modalities -> the task's outputs), ``loss`` and ``update_metrics``; at the end of each
-validation and test epoch it logs ``epoch_metrics`` (metrics that need the whole split).
+owns everything after the encoders. Per step the module calls ``prepare_batch``, encodes,
+then ``forward`` (encoded modalities -> the task's outputs), ``loss`` and ``update_metrics``;
+at the end of each validation and test epoch it logs ``epoch_metrics`` (metrics that need the
+whole split). ``attach_data`` hands the task the datamodule once, before training or scoring.
 A family is chosen by ``task._target_`` and built with ``mmrun.components.build`` from its
 config keys plus ``spec`` (the data's facts), ``dims`` (``{modality: encoder width}``, in spec
 order) and ``fusion`` (the fusion config).
@@ -11,7 +12,8 @@ order) and ``fusion`` (the fusion config).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import torch
 import torchmetrics
@@ -33,6 +35,8 @@ class TaskFamily(nn.Module):
     family: ClassVar[str] = ""
     monitor: str
     monitor_mode: str
+    # Set by mmrun eval and predict: keep what write_outputs needs while scoring.
+    record_outputs: bool = False
 
     @classmethod
     def modalities_read(cls, task_cfg: DictConfig, spec: DataSpec) -> list[str]:
@@ -50,9 +54,21 @@ class TaskFamily(nn.Module):
         """Record a batch; return a collection for the module to log per epoch, or None."""
         return None
 
-    def epoch_metrics(self, split: str) -> dict[str, torch.Tensor]:
-        """Metrics over the whole split, computed once its last batch is recorded (then reset)."""
+    def epoch_metrics(self, split: str, encode: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
+        """Metrics over the whole split, computed once its last batch is recorded (then reset).
+
+        ``encode`` is the module's encoders (a batch dict -> encoded modalities), for a task
+        that ranks against more than the split's rows (recommendation: the item catalogue).
+        """
         return {}
+
+    def attach_data(self, datamodule: Any, split: str = "test") -> None:
+        """Take what the task needs from the datamodule besides batches (``split``: the rows that
+        the test stage scores; ``mmrun eval split=val`` scores validation rows)."""
+
+    def prepare_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch the encoders see (recommendation adds each row's item content)."""
+        return batch
 
     def metric_names(self, split: str) -> list[str]:
         """Every metric the task logs for ``split`` (``val/...``), for checking ``monitor``."""
@@ -62,6 +78,14 @@ class TaskFamily(nn.Module):
     def kind(self) -> str:
         """What metrics.json calls the task (``multiclass``, ``retrieval``, ...)."""
         return self.family
+
+    def report(self, split: str) -> dict[str, Any]:
+        """Facts about the last evaluation of ``split`` for metrics.json (rows counted, skipped)."""
+        return {}
+
+    def write_outputs(self, scoring: Any) -> Path:
+        """Write the per-row outputs of ``scoring`` (``mmrun.predict.Scoring``); return the file."""
+        raise NotImplementedError  # every family writes its own file
 
     def batch_size(self, batch: dict[str, torch.Tensor]) -> int:
         return len(batch["present"])

@@ -6,6 +6,8 @@ The label type (and the number of outputs) comes from the data spec through
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
@@ -62,6 +64,16 @@ class PredictionTask(TaskFamily):
         metrics = getattr(self, f"{split}_metrics")
         metrics.update(self.objective.predict(outputs.detach()), self.objective.metric_target(batch["label"]))
         return metrics
+
+    def write_outputs(self, scoring) -> Path:
+        """``predictions.csv``: every scored row's prediction (``mmrun.predictions``)."""
+        from mmrun.predictions import write_predictions
+
+        logits = torch.cat(scoring.trainer.predict(scoring.model, dataloaders=scoring.loader))
+        path = scoring.run_dir / "predictions.csv"
+        write_predictions(path, self.kind, self.objective.predict(logits),
+                          scoring.tensors["label"] if scoring.labelled else None, scoring.row_ids, scoring.model.spec.class_names)
+        return path
 
     def metric_names(self, split: str) -> list[str]:
         return list(getattr(self, f"{split}_metrics").keys(keep_base=False))

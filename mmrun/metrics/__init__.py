@@ -1,0 +1,1 @@
+"""Metrics that need a whole split: full-split ranking metrics for retrieval and recommendation."""

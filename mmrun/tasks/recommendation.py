@@ -1,0 +1,242 @@
+"""``task=recommendation``: a two-tower recommender over users and an item catalogue with content.
+
+The user side (``task.user``: the user id, and any user modalities) and the item side
+(``task.item``: the item id and content such as a title, an image, numbers) are each fused,
+projected and L2-normalised (``mmrun.tasks.two_tower``). Training is the in-batch sampled
+softmax of two-tower recommenders (Yi et al., "Sampling-Bias-Corrected Neural Modeling for
+Large Corpus Item Recommendations", RecSys 2019): each interaction's item against the batch's
+other items. Item ids are dropped to the unknown id at rate ``task.id_dropout`` while
+training, so that the content side learns to stand alone (DropoutNet: Volkovs et al., NeurIPS
+2017): cold items, which never appear in training, have only the unknown id.
+
+Validation and test rank the **whole catalogue** for every user of the split, with the items
+of the user's earlier splits removed (train for validation; train and validation for test), as
+Microsoft Recommenders and Cornac do: NDCG@10, HR@10, Recall@20 and MRR (``mmrun.metrics.ranking``).
+The same metrics are reported for warm items (positives and candidates: items seen in
+training) and cold items (positives and candidates: items never seen in training), where only
+content can rank. The monitor is ``val/ndcg@10``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchmetrics
+from omegaconf import DictConfig
+from torch import nn
+from torchmetrics.utilities import dim_zero_cat
+
+from mmrun.data.spec import DataSpec
+from mmrun.errors import ConfigError
+from mmrun.tasks.contrastive import InfoNCELoss
+from mmrun.tasks.two_tower import TwoTowerTask, resolve_side
+
+SPLIT_ORDER = ("train", "val", "test")
+SUBSETS = ("", "warm_", "cold_")  # all items, items seen in training, items never seen in training
+
+
+class UserCollector(torchmetrics.Metric):
+    """A split's user embeddings and interactions, gathered across ranks (``cat``)."""
+
+    full_state_update = False
+    FIELDS = ("users", "user_index", "item_index")
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in self.FIELDS:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, **parts: torch.Tensor) -> None:
+        for name in self.FIELDS:
+            getattr(self, name).append(parts[name])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {name: dim_zero_cat(getattr(self, name)) for name in self.FIELDS}
+
+
+def csr(query_of: torch.Tensor, targets: torch.Tensor, queries: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR ``(ptr, idx)`` of the distinct ``targets`` of each query position ``query_of``."""
+    pairs = torch.unique(torch.stack([query_of, targets], 1), dim=0)  # sorted by query, then target
+    counts = torch.bincount(pairs[:, 0], minlength=queries)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), pairs[:, 1].contiguous()
+
+
+class RecommendationTask(TwoTowerTask):
+    """Users x items, two towers, sampled softmax, full-catalogue ranking (module docstring).
+
+    Args:
+        spec, dims, fusion: see ``mmrun.tasks.base``.
+        type: ``recommendation``.
+        user: the user side's modalities (names or kinds); default the user id.
+        item: the item side's modalities; null = every other modality of the data.
+        embed_dim: width of the shared embedding.
+        temperature, max_scale: the softmax's learned logit scale (start 1/temperature, ceiling).
+        id_dropout: the rate at which training rows see the unknown item id.
+        k: the cut-off of NDCG and HR; recall_k: the cut-off of Recall.
+        rankings_top_k: items per user written to rankings.csv by mmrun eval.
+    """
+
+    family = "recommendation"
+    monitor, monitor_mode = "val/ndcg@10", "max"
+
+    def __init__(self, spec: DataSpec, dims: dict[str, int], fusion: DictConfig, type: str = "recommendation",
+                 user: list[str] = ("user",), item: list[str] | None = None, embed_dim: int = 64,
+                 temperature: float = 0.07, max_scale: float = 100.0, id_dropout: float = 0.5, k: int = 10,
+                 recall_k: int = 20, rankings_top_k: int = 10) -> None:
+        check_interactions(spec)
+        if type != "recommendation":
+            raise ConfigError(f"task.type={type} does not fit task=recommendation; leave it at recommendation")
+        if not 0.0 <= id_dropout < 1.0:
+            raise ConfigError(f"task.id_dropout={id_dropout} must be a rate in [0, 1)")
+        super().__init__(spec, dims, fusion, {"query": user, "target": item_side(user, item, spec)},
+                         {"query": "task.user", "target": "task.item"}, embed_dim)
+        self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
+        self.item_id = spec.extra["recommendation"].get("item")
+        self.id_dropout = id_dropout
+        self.k, self.recall_k, self.rankings_top_k = k, recall_k, rankings_top_k
+        self.collectors = nn.ModuleDict({"val": UserCollector(), "test": UserCollector()})
+        self.catalogue: dict[str, torch.Tensor] = {}
+        self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
+        self.scored = {"val": "val", "test": "test"}
+        self.names: dict[str, list] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.rankings: dict[str, Any] = {}
+
+    @classmethod
+    def modalities_read(cls, task_cfg, spec):
+        check_interactions(spec)
+        user = task_cfg.get("user", ["user"])
+        names = set(resolve_side(user, spec, "task.user")) | set(item_side(user, task_cfg.get("item"), spec))
+        return [n for n in spec.modality_names if n in names]
+
+    # ----------------------------------------------------------------- data
+    def attach_data(self, datamodule, split: str = "test") -> None:
+        self.catalogue = {key: value for key, value in datamodule.catalogue.items()}
+        self.history = {name: torch.stack([rows["user_index"], rows["item_index"]], 1).cpu()
+                        for name, rows in datamodule.splits.items()}
+        self.scored["test"] = split
+        self.names = {"user": list(getattr(datamodule, "user_names", []) or []),
+                      "item": list(getattr(datamodule, "item_names", []) or [])}
+
+    def _catalogue(self, device: torch.device) -> dict[str, torch.Tensor]:
+        if self.catalogue and next(iter(self.catalogue.values())).device != device:
+            self.catalogue = {key: value.to(device) for key, value in self.catalogue.items()}
+        return self.catalogue
+
+    def prepare_batch(self, batch):
+        if not self.catalogue:
+            raise ConfigError("task=recommendation reads items from the dataset's catalogue; use an "
+                              "interactions dataset (dataset=interactions)")
+        catalogue = self._catalogue(batch["item_index"].device)
+        batch = {**batch, **{name: catalogue[name].index_select(0, batch["item_index"])
+                             for name in self.sides["target"]}}
+        if self.training and self.item_id in batch and self.id_dropout > 0:
+            dropped = torch.rand(batch[self.item_id].shape[0], 1, device=batch[self.item_id].device) < self.id_dropout
+            batch[self.item_id] = batch[self.item_id].masked_fill(dropped, 0)
+        return batch
+
+    # ------------------------------------------------------------- training
+    def loss(self, outputs, batch) -> torch.Tensor:
+        valid = outputs["query_valid"] & outputs["target_valid"]
+        return self.criterion(outputs["queries"], outputs["targets"], batch["item_index"], valid)
+
+    # -------------------------------------------------------------- metrics
+    def update_metrics(self, outputs, batch, split):
+        if split in self.collectors:
+            self.collectors[split].update(users=outputs["queries"], user_index=batch["user_index"],
+                                          item_index=batch["item_index"])
+        return None
+
+    def _metric_keys(self) -> list[str]:
+        return [f"ndcg@{self.k}", f"hr@{self.k}", f"recall@{self.recall_k}", "mrr"]
+
+    def metric_names(self, split: str) -> list[str]:
+        subsets = SUBSETS if bool(self.catalogue.get("cold", torch.zeros(1)).any()) else SUBSETS[:1]
+        return [f"{split}/{subset}{key}" for subset in subsets for key in self._metric_keys()]
+
+    @torch.no_grad()
+    def item_embeddings(self, encode, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
+        """The whole catalogue through the item side, in batches."""
+        catalogue = self._catalogue(device)
+        count = len(catalogue["present"])
+        parts = []
+        for start in range(0, count, batch_size):
+            batch = {name: catalogue[name][start:start + batch_size] for name in self.sides["target"]}
+            parts.append(self.embed("target", encode(batch), catalogue["present"][start:start + batch_size])[0])
+        return torch.cat(parts)
+
+    def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
+        from mmrun.metrics.ranking import ranking_metrics
+
+        collector = self.collectors[split] if split in self.collectors else None
+        if collector is None or collector.update_count == 0:
+            return {}
+        data = collector.compute()
+        collector.reset()
+        users, query_of = torch.unique(data["user_index"], return_inverse=True)
+        first = torch.full((len(users),), len(query_of), dtype=torch.long, device=query_of.device)
+        first.scatter_reduce_(0, query_of, torch.arange(len(query_of), device=query_of.device), reduce="amin")
+        queries = data["users"][first]
+        items = self.item_embeddings(encode, queries.device)
+        positives = csr(query_of, data["item_index"], len(users))
+        excluded = self._excluded(users, self.scored[split], queries.device)
+        cold = self._catalogue(queries.device)["cold"]
+        values, report = {}, {}
+        top_k = self.rankings_top_k if self.record_outputs else 0
+        for subset, candidates in zip(SUBSETS, (None, ~cold, cold)):
+            if candidates is not None and not bool(candidates.any()):
+                continue
+            result = ranking_metrics(queries, items, positives, excluded=excluded, candidates=candidates,
+                                     hit_ks=(self.k,), recall_ks=(self.recall_k,), ndcg_ks=(self.k,),
+                                     top_k=top_k if not subset else 0)
+            for key in self._metric_keys():
+                source = key.replace("hr@", "hit@")
+                values[f"{split}/{subset}{key}"] = result.metrics[source]
+            report[subset.rstrip("_") or "all"] = {"users": result.queries, "users_without_positive": result.skipped}
+            if top_k and not subset:
+                self.rankings = {"users": users.cpu(), "result": result, "positives": positives,
+                                 "cold": cold.cpu()}
+        self.reports[split] = {"items": len(items), **report}
+        return {name: torch.tensor(float(value)) for name, value in values.items()}
+
+    def _excluded(self, users: torch.Tensor, scored: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """CSR of the items each user met in the splits before the scored one."""
+        earlier = SPLIT_ORDER[: SPLIT_ORDER.index(scored)] if scored in SPLIT_ORDER else ()
+        seen = torch.cat([self.history[s] for s in earlier]) if earlier else torch.zeros(0, 2, dtype=torch.long)
+        seen = seen.to(device)
+        position = torch.full((int(max(users.max(), seen[:, 0].max() if len(seen) else 0)) + 1,), -1,
+                              dtype=torch.long, device=device)
+        position[users] = torch.arange(len(users), device=device)
+        seen = seen[position[seen[:, 0]] >= 0]
+        return csr(position[seen[:, 0]], seen[:, 1], len(users))
+
+    def report(self, split: str) -> dict[str, Any]:
+        return {"ranking": self.reports.get(split, {})}
+
+    def write_outputs(self, scoring) -> Path:
+        """``rankings.csv``: each user's ``rankings_top_k`` best items of the catalogue (``mmrun.rankings``)."""
+        from mmrun.rankings import write_user_rankings
+
+        if not self.rankings:  # mmrun predict: rank first
+            scoring.trainer.test(scoring.model, dataloaders=scoring.loader, verbose=False)
+        path = scoring.run_dir / "rankings.csv"
+        write_user_rankings(path, self.rankings, self.names)
+        return path
+
+
+def item_side(user: Any, item: Any, spec: DataSpec) -> list[str]:
+    """The item side: as configured, or every modality not on the user side."""
+    if item is not None:
+        return list(item) if not isinstance(item, str) else [item]
+    users = set(resolve_side(user, spec, "task.user"))
+    return [name for name in spec.modality_names if name not in users]
+
+
+def check_interactions(spec: DataSpec) -> None:
+    """Recommendation reads user-item interactions and an item catalogue (``spec.task`` recommendation)."""
+    if spec.task != "recommendation":
+        raise ConfigError(f"task=recommendation needs interaction data, but this dataset holds {spec.task} "
+                          "labels; use the built-in dataset=interactions, or dataset=interactions_manifest "
+                          "(interactions.csv with user and item columns, plus dataset.items=items.csv)")
