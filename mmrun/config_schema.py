@@ -302,13 +302,10 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.audio.duration": AUTO | POSITIVE,
     "dataset.audio.f_min": NON_NEGATIVE,
     "dataset.audio.f_max": nullable(POSITIVE),
-    # dataset=interactions_manifest (dataset.items is the item table there, a count elsewhere)
-    "dataset.items": Depends("dataset._target_", {
-        "mmrun.data.interactions_manifest.InteractionsManifestDataModule": PATH,
-    }, number("[10, inf)", 2000, whole=True)),
+    # dataset=interactions_manifest (dataset.cold_items: see dataset=interactions)
+    "dataset.items": PATH,
     "dataset.user_column": text("user"),
     "dataset.item_column": text("item"),
-    "dataset.cold_items": FRACTION,
     # dataset=avmnist, mmimdb, mosi, mosei
     "dataset.val_size": POSITIVE_INT,
     "dataset.split_bounds": Rule(_increasing, "three increasing positive indices", [15552, 18160, 25959]),

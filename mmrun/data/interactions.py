@@ -134,7 +134,7 @@ class SyntheticInteractionsDataModule(InteractionsDataModule):
         genre, item_latent, user_latent, popularity = self._tastes(g)
         pairs = self._interactions(user_latent, item_latent, popularity, g)
         cold = torch.zeros(self.items, dtype=torch.bool)
-        cold[torch.randperm(self.items, generator=g)[: int(round(self.cold_fraction * self.items))]] = True
+        cold[torch.randperm(self.items, generator=g)[: round(self.cold_fraction * self.items)]] = True
         split = self._split(pairs, cold, g)
         projection = torch.randn(ATTRIBUTES, ATTRIBUTES, generator=g) / math.sqrt(ATTRIBUTES)
         content = {

@@ -259,6 +259,8 @@ def _rank_positives(scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tens
     valid_d = valid.to(device)
     target_d = target.to(device)
     thresholds = scores.gather(1, target_d).masked_fill_(~valid_d, float("inf"))  # +inf: counts nothing
+    # s > nextafter(t, -inf) is s >= t: one comparison op gives both counts.
+    pair = torch.stack([thresholds, torch.nextafter(thresholds, thresholds.new_tensor(float("-inf")))])
     above = torch.zeros(2, n_rows, slots, dtype=torch.int64, device=device)  # (> s, >= s) per slot
     sum_dtype = torch.float32 if n_targets < _EXACT_FLOAT32_COUNT else torch.float64
     block = masks.shape[1]
@@ -270,11 +272,10 @@ def _rank_positives(scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tens
             above[:, lo:hi, :used] = _count_by_search(rows, thresholds[lo:hi, :used])
             continue
         mask = masks[:, : hi - lo]
-        block_thresholds = thresholds[lo:hi, :used].T.contiguous().unsqueeze(-1)  # [used, rows, 1]
+        block_pair = pair[:, lo:hi, :used].permute(2, 0, 1).unsqueeze(-1).contiguous()  # [used, 2, rows, 1]
         block_counts = torch.empty(used, 2, hi - lo, dtype=sum_dtype, device=device)
         for k in range(used):
-            torch.gt(rows, block_thresholds[k], out=mask[0])
-            torch.ge(rows, block_thresholds[k], out=mask[1])
+            torch.gt(rows, block_pair[k], out=mask)
             torch.sum(mask, -1, dtype=sum_dtype, out=block_counts[k])
         above[:, lo:hi, :used] = block_counts.permute(1, 2, 0).to(torch.int64)
     above = above.cpu()

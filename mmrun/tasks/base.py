@@ -12,8 +12,9 @@ order) and ``fusion`` (the fusion config).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torchmetrics

@@ -23,37 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchmetrics
 from omegaconf import DictConfig
 from torch import nn
-from torchmetrics.utilities import dim_zero_cat
 
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
 from mmrun.tasks.contrastive import InfoNCELoss
-from mmrun.tasks.two_tower import TwoTowerTask, resolve_side
+from mmrun.tasks.two_tower import SplitCollector, TwoTowerTask, resolve_side
 
 SPLIT_ORDER = ("train", "val", "test")
 SUBSETS = ("", "warm_", "cold_")  # all items, items seen in training, items never seen in training
-
-
-class UserCollector(torchmetrics.Metric):
-    """A split's user embeddings and interactions, gathered across ranks (``cat``)."""
-
-    full_state_update = False
-    FIELDS = ("users", "user_index", "item_index")
-
-    def __init__(self) -> None:
-        super().__init__()
-        for name in self.FIELDS:
-            self.add_state(name, default=[], dist_reduce_fx="cat")
-
-    def update(self, **parts: torch.Tensor) -> None:
-        for name in self.FIELDS:
-            getattr(self, name).append(parts[name])
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        return {name: dim_zero_cat(getattr(self, name)) for name in self.FIELDS}
 
 
 def csr(query_of: torch.Tensor, targets: torch.Tensor, queries: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +52,8 @@ class RecommendationTask(TwoTowerTask):
         item: the item side's modalities; null = every other modality of the data.
         embed_dim: width of the shared embedding.
         temperature, max_scale: the softmax's learned logit scale (start 1/temperature, ceiling).
-        id_dropout: the rate at which training rows see the unknown item id.
+        id_dropout: the rate at which training rows see the unknown item id (only when the item
+            side has content besides the id).
         k: the cut-off of NDCG and HR; recall_k: the cut-off of Recall.
         rankings_top_k: items per user written to rankings.csv by mmrun eval.
     """
@@ -94,9 +74,11 @@ class RecommendationTask(TwoTowerTask):
                          {"query": "task.user", "target": "task.item"}, embed_dim)
         self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
         self.item_id = spec.extra["recommendation"].get("item")
-        self.id_dropout = id_dropout
+        # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
+        self.id_dropout = id_dropout if set(self.sides["target"]) - {self.item_id} else 0.0
         self.k, self.recall_k, self.rankings_top_k = k, recall_k, rankings_top_k
-        self.collectors = nn.ModuleDict({"val": UserCollector(), "test": UserCollector()})
+        fields = ("users", "user_index", "item_index")
+        self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         self.catalogue: dict[str, torch.Tensor] = {}
         self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
         self.scored = {"val": "val", "test": "test"}
@@ -147,7 +129,6 @@ class RecommendationTask(TwoTowerTask):
         if split in self.collectors:
             self.collectors[split].update(users=outputs["queries"], user_index=batch["user_index"],
                                           item_index=batch["item_index"])
-        return None
 
     def _metric_keys(self) -> list[str]:
         return [f"ndcg@{self.k}", f"hr@{self.k}", f"recall@{self.recall_k}", "mrr"]
@@ -170,7 +151,7 @@ class RecommendationTask(TwoTowerTask):
     def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import ranking_metrics
 
-        collector = self.collectors[split] if split in self.collectors else None
+        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
         if collector is None or collector.update_count == 0:
             return {}
         data = collector.compute()

@@ -23,39 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchmetrics
 from omegaconf import DictConfig
 from torch import nn
-from torchmetrics.utilities import dim_zero_cat
 
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
 from mmrun.tasks.contrastive import InfoNCELoss, SigLIPLoss
-from mmrun.tasks.two_tower import TwoTowerTask, resolve_side
+from mmrun.tasks.two_tower import SplitCollector, TwoTowerTask, resolve_side
 
 log = logging.getLogger("mmrun")
 RECALL_KS = (1, 5, 10)
 DIRECTIONS = ("q2t", "t2q")
 LOSSES = {"infonce": InfoNCELoss, "siglip": SigLIPLoss}
-
-
-class PairCollector(torchmetrics.Metric):
-    """A split's embeddings, group ids and input fingerprints, gathered across ranks (``cat``)."""
-
-    full_state_update = False
-    FIELDS = ("queries", "targets", "groups", "query_valid", "target_valid", "query_prints", "target_prints")
-
-    def __init__(self) -> None:
-        super().__init__()
-        for name in self.FIELDS:
-            self.add_state(name, default=[], dist_reduce_fx="cat")
-
-    def update(self, **parts: torch.Tensor) -> None:
-        for name in self.FIELDS:
-            getattr(self, name).append(parts[name])
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        return {name: dim_zero_cat(getattr(self, name)) for name in self.FIELDS}
 
 
 def side_rows(valid: torch.Tensor, prints: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -106,7 +85,8 @@ class RetrievalTask(TwoTowerTask):
                          {"query": "task.query", "target": "task.target"}, embed_dim)
         self.criterion = InfoNCELoss(temperature, max_scale) if loss == "infonce" else SigLIPLoss()
         self.rankings_top_k = rankings_top_k
-        self.collectors = nn.ModuleDict({"val": PairCollector(), "test": PairCollector()})
+        fields = ("queries", "targets", "groups", "query_valid", "target_valid", "query_prints", "target_prints")
+        self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         generator = torch.Generator().manual_seed(0)
         for m in spec.modalities:  # fixed random projections: equal inputs give equal fingerprints
             if m.name in self.sides["query"] + self.sides["target"]:
@@ -135,7 +115,6 @@ class RetrievalTask(TwoTowerTask):
         if split in self.collectors:
             self.collectors[split].update(groups=batch["label"].long(), query_prints=self._fingerprint("query", batch),
                                           target_prints=self._fingerprint("target", batch), **outputs)
-        return None
 
     def metric_names(self, split: str) -> list[str]:
         names = [f"{split}/{d}_{m}" for d in DIRECTIONS
@@ -145,7 +124,7 @@ class RetrievalTask(TwoTowerTask):
     def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import positives_from_groups, ranking_metrics
 
-        collector = self.collectors[split] if split in self.collectors else None
+        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
         if collector is None or collector.update_count == 0:
             return {}
         data = collector.compute()

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torchmetrics
 from omegaconf import DictConfig
 from torch import nn
+from torchmetrics.utilities import dim_zero_cat
 
 from mmrun.components import build
 from mmrun.data.spec import DataSpec
@@ -38,6 +40,25 @@ def resolve_side(entries: Any, spec: DataSpec, key: str) -> list[str]:
                               f"{', '.join(f'{m.name} ({m.kind})' for m in spec.modalities)}")
         chosen += [name for name in found if name not in chosen]
     return [name for name in names if name in chosen]  # spec order, as the present mask
+
+
+class SplitCollector(torchmetrics.Metric):
+    """Per-row tensors of a whole split (``fields``), gathered across ranks once (``cat``)."""
+
+    full_state_update = False
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fields = fields
+        for name in fields:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, **parts: torch.Tensor) -> None:
+        for name in self.fields:
+            getattr(self, name).append(parts[name])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        return {name: dim_zero_cat(getattr(self, name)) for name in self.fields}
 
 
 class TwoTowerTask(TaskFamily):
