@@ -71,9 +71,10 @@ from torch import Tensor
 
 CSR = tuple[Tensor, Tensor]
 
-# On CPU the comparison passes run over row blocks of about this size (score rows plus two
-# comparison masks), so that a block's rows stay in the last-level cache across the passes.
-_CPU_BLOCK_BYTES = 6 * 2**20
+# On CPU the comparisons run over blocks of a few rows, with a mask buffer of this size, so that a
+# block's rows and masks stay in the last-level cache across the comparisons with its positives.
+_CPU_BLOCK_BYTES = 8 * 2**20
+_SLOTS_PER_OP = 4
 # Blocks whose largest query has more positives than this count by binary search instead of
 # one comparison pass per positive (two searchsorted passes cost about as much as this many).
 _SEARCH_MIN_POSITIVES = 96
@@ -211,14 +212,14 @@ def ranking_metrics(
         todo = torch.arange(n_queries) if top_k else torch.nonzero(n_pos).flatten()
         todo = todo[torch.argsort(n_pos[todo], stable=True)]
         if n_kept and len(todo):
-            rows, block = _chunk_rows(n_kept, memory_mb, device, top_k)
+            rows, block, floats = _chunk_rows(n_kept, memory_mb, device, top_k)
             # BLAS kernels can round a score's last bit differently for products of a few rows
             # (MKL: fewer than 8); chunks of a multiple of 8 rows, the last one padded with zero
             # queries, give every query the scores it gets in one product of all the queries.
             pad = _ROW_MULTIPLE if rows >= _ROW_MULTIPLE else 1
             rows -= rows % pad
             scores_buffer = torch.empty(-(-min(rows, len(todo)) // pad) * pad, n_kept, device=device)
-            masks = torch.empty(2, min(block, len(todo)), n_kept, device=device)
+            masks = torch.empty(floats, device=device)
             for begin in range(0, len(todo), rows):
                 qids = todo[begin : begin + rows]
                 chunk_queries = q_emb[qids.to(device)]
@@ -230,7 +231,7 @@ def ranking_metrics(
                     row, flat = _gather_ranges(excl_start[qids], n_excl[qids])
                     if len(flat):
                         scores[row.to(device), excl_t[flat].to(device)] = float("-inf")
-                _rank_positives(scores, qids, n_pos, pos_start, pos_t, ranks, masks)
+                _rank_positives(scores, qids, n_pos, pos_start, pos_t, ranks, masks, block)
                 if top_k:
                     _top_k(scores, qids, top_k, n_kept - n_excl[qids], kept, top_indices, top_scores, masks)
 
@@ -238,13 +239,16 @@ def ranking_metrics(
     return RankingResult(metrics, evaluated, n_queries - evaluated, top_indices, top_scores)
 
 
-def _rank_positives(scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tensor, pos_t: Tensor, ranks: Tensor, masks: Tensor) -> None:
+def _rank_positives(
+    scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tensor, pos_t: Tensor, ranks: Tensor, masks: Tensor, block: int
+) -> None:
     """Exact ranks of the positives of one chunk's queries, written into ``ranks``.
 
     Slot ``k`` of row ``r`` is the k-th positive of that query (in target order). Each slot's
     threshold is the positive's own score; counting the row's scores above it (strictly, then
     with equality) gives its rank when no other target has exactly the same score, and flags the
-    ties, which are then counted by index.
+    ties, which are then counted by index. ``masks`` is a flat float buffer for the comparisons of
+    ``block`` rows with one or more slots at a time.
     """
     counts_per_row = n_pos[qids]
     slots = int(counts_per_row.max())
@@ -263,7 +267,6 @@ def _rank_positives(scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tens
     pair = torch.stack([thresholds, torch.nextafter(thresholds, thresholds.new_tensor(float("-inf")))])
     above = torch.zeros(2, n_rows, slots, dtype=torch.int64, device=device)  # (> s, >= s) per slot
     sum_dtype = torch.float32 if n_targets < _EXACT_FLOAT32_COUNT else torch.float64
-    block = masks.shape[1]
     for lo in range(0, n_rows, block):
         hi = min(lo + block, n_rows)
         rows = scores[lo:hi]
@@ -271,12 +274,15 @@ def _rank_positives(scores: Tensor, qids: Tensor, n_pos: Tensor, pos_start: Tens
         if used > _SEARCH_MIN_POSITIVES:
             above[:, lo:hi, :used] = _count_by_search(rows, thresholds[lo:hi, :used])
             continue
-        mask = masks[:, : hi - lo]
+        # Compare the rows with several slots' thresholds per op, as many as the masks hold.
+        group = max(1, min(used, len(masks) // (2 * (hi - lo) * n_targets)))
         block_pair = pair[:, lo:hi, :used].permute(2, 0, 1).unsqueeze(-1).contiguous()  # [used, 2, rows, 1]
         block_counts = torch.empty(used, 2, hi - lo, dtype=sum_dtype, device=device)
-        for k in range(used):
-            torch.gt(rows, block_pair[k], out=mask)
-            torch.sum(mask, -1, dtype=sum_dtype, out=block_counts[k])
+        for k in range(0, used, group):
+            g = min(group, used - k)
+            mask = masks[: g * 2 * (hi - lo) * n_targets].view(g, 2, hi - lo, n_targets)
+            torch.gt(rows, block_pair[k : k + g], out=mask)
+            torch.sum(mask, -1, dtype=sum_dtype, out=block_counts[k : k + g])
         above[:, lo:hi, :used] = block_counts.permute(1, 2, 0).to(torch.int64)
     above = above.cpu()
     rank = above[0] + 1
@@ -336,10 +342,10 @@ def _top_k(
     # targets >= that score than k), take the tied ones with the lowest indices instead.
     kth = values[:, -1:]
     at_least = torch.empty(len(scores), dtype=torch.int64, device=scores.device)
-    block = masks.shape[1]
+    block = max(1, len(masks) // scores.shape[1])
     for lo in range(0, len(scores), block):
         hi = min(lo + block, len(scores))
-        mask = masks[0, : hi - lo]
+        mask = masks[: (hi - lo) * scores.shape[1]].view(hi - lo, -1)
         torch.ge(scores[lo:hi], kth[lo:hi], out=mask)
         at_least[lo:hi] = mask.sum(-1, dtype=torch.float64).to(torch.int64)
     cut = torch.nonzero((at_least > k) & torch.isfinite(kth[:, 0])).flatten().tolist()
@@ -406,22 +412,26 @@ def _metrics(
     return metrics, len(evaluated)
 
 
-def _chunk_rows(n_targets: int, memory_mb: float, device: torch.device, top_k: int) -> tuple[int, int]:
-    """Rows per chunk and per comparison block for rows of ``n_targets`` scores.
+def _chunk_rows(n_targets: int, memory_mb: float, device: torch.device, top_k: int) -> tuple[int, int, int]:
+    """Rows per chunk, rows per comparison block and the comparison buffer's size (floats).
 
-    A chunk holds its float32 score block (4 bytes per entry) and the top-k buffers; a block's
-    two comparison masks take 8 bytes per entry. On CPU a block is small (it stays in cache while
-    its passes run) and a chunk as large as the budget allows (one large matrix product is
-    faster); elsewhere a block is the whole chunk.
+    A chunk holds its float32 score block (4 bytes per entry) and top-k buffers. The comparison
+    buffer holds the two 0/1 masks (> and >=) of a block's rows for one or more positives. On CPU
+    a block is a few rows, small enough that its scores and masks stay in cache across the
+    comparisons with all its positives (about ``_SLOTS_PER_OP`` positives per op), and a chunk as
+    large as the budget allows (one large matrix product is faster); elsewhere a block is the
+    whole chunk, one positive per op.
     """
     budget = memory_mb * 2**20
     per_row = 4 * n_targets + 24 * min(top_k, n_targets)
     if device.type == "cpu":
-        block = max(1, min(_CPU_BLOCK_BYTES // (12 * n_targets), int(budget // (12 * n_targets))))
-        rows = max(block, int((budget - 8 * n_targets * block) // per_row))
+        floats = max(2 * n_targets, min(_CPU_BLOCK_BYTES, int(budget) // 2) // 4)
+        block = max(1, floats // (2 * n_targets * _SLOTS_PER_OP))
+        rows = max(block, int((budget - 4 * floats) // per_row))
     else:
         rows = block = max(1, int(budget // (per_row + 8 * n_targets)))
-    return rows, block
+        floats = 2 * rows * n_targets
+    return rows, block, floats
 
 
 def _pairs(

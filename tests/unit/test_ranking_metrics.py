@@ -128,8 +128,8 @@ def test_tiny_memory_budget_gives_the_same_values_in_many_chunks(monkeypatch):
     real_mm = torch.mm
     monkeypatch.setattr(torch, "mm", lambda *a, **k: calls.append(len(a[0])) or real_mm(*a, **k))
 
-    eight_rows = 8 * 12 * len(targets) / 2**20  # 8 rows of scores and comparison masks
-    assert ranking._chunk_rows(len(targets), eight_rows, torch.device("cpu"), 7) == (8, 8)
+    eight_rows = 2 * 8 * (4 * len(targets) + 24 * 7) / 2**20  # 8 rows of scores and top-k, as much for masks
+    assert ranking._chunk_rows(len(targets), eight_rows, torch.device("cpu"), 7)[0] == 8
     chunked = ranking_metrics(queries, targets, positives, memory_mb=eight_rows, **kwargs)
     assert calls == [8] * 9  # 70 queries: 9 chunks, the last padded to 8 rows
     assert chunked.metrics == whole.metrics
@@ -137,7 +137,7 @@ def test_tiny_memory_budget_gives_the_same_values_in_many_chunks(monkeypatch):
     assert torch.equal(chunked.top_scores, whole.top_scores)  # same scores, bit for bit
 
     calls.clear()
-    assert ranking._chunk_rows(len(targets), 1e-4, torch.device("cpu"), 7) == (1, 1)
+    assert ranking._chunk_rows(len(targets), 1e-4, torch.device("cpu"), 7)[:2] == (1, 1)
     single = ranking_metrics(queries, targets, positives, memory_mb=1e-4, **kwargs)
     assert calls == [1] * 70
     # one-row products may round a score's last bit differently (BLAS), nothing more
