@@ -10,6 +10,7 @@ Item Recommendations", RecSys 2019).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -23,6 +24,8 @@ from mmrun.components import build
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
 from mmrun.tasks.base import TaskFamily
+
+log = logging.getLogger("mmrun")
 
 
 def resolve_side(entries: Any, spec: DataSpec, key: str) -> list[str]:
@@ -91,6 +94,9 @@ class TwoTowerTask(TaskFamily):
                 self.fusions[side] = build(fusion, "fusion", dims={n: dims[n] for n in names})
                 width = self.fusions[side].out_dim
             self.projections[side] = nn.Linear(width, embed_dim)
+        if not self.fusions:
+            log.info("fusion=%s is not used: each side has one modality (%s)", fusion._target_.rsplit(".", 1)[-1],
+                     "; ".join(f"{keys[side]}={names}" for side, names in self.sides.items()))
 
     def embed(self, side: str, encoded, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised embeddings of ``side`` and whether each row has any of its modalities."""

@@ -182,6 +182,25 @@ def test_genuine_checkpoint_loads_and_evaluates(genuine):
         assert torch.equal(model.eval()(tensors), original(tensors))
 
 
+def test_a_checkpoint_from_before_task_families_loads_with_its_weights(genuine, tmp_path):
+    """Layout 1: fusion and head on the module, no task._target_: renamed on load, same outputs."""
+    path, checkpoint, original = genuine
+    old = copy.deepcopy(checkpoint)
+    old["mmrun"]["schema"] = 1
+    del old["mmrun"]["config"]["task"]["_target_"]
+    old["state_dict"] = {key.removeprefix("task."): value for key, value in old["state_dict"].items()}
+    assert any(key.startswith("head.") for key in old["state_dict"])
+    torch.save(old, tmp_path / "old.ckpt")
+    model, datamodule = open_like_eval(tmp_path / "old.ckpt")
+    tensors, _ = split_tensors(datamodule, "test")
+    with torch.no_grad():
+        assert torch.equal(model.eval()(tensors), original(tensors))
+    newer = copy.deepcopy(checkpoint)
+    newer["mmrun"]["schema"] = 99
+    with pytest.raises(CheckpointError, match="layout version 99, newer than this mmrun's 2"):
+        model_from_checkpoint(newer, "new.ckpt")
+
+
 @pytest.mark.parametrize("name", list(PAYLOADS))
 def test_hydra_target_chains_are_refused(name, genuine, tmp_path):
     path = crafted(genuine, tmp_path, put(HIDDEN_AT[name], PAYLOADS[name]))
