@@ -323,7 +323,7 @@ EVAL: dict[str, Rule | Depends] = {
     "batch_size": nullable(BATCH_SIZE),
     "accelerator": ACCELERATOR,
     "threads": THREADS,
-    **{key: nullable(TRAIN[key]) for key in ("dataset.path", "dataset.group_column", "dataset.items",
+    **{key: nullable(TRAIN[key]) for key in ("dataset.path", "dataset.items",
                                              "dataset.on_error", "dataset.allow_missing", "dataset.cache",
                                              "dataset.cache_dir", "dataset.cache_check")},
 }

@@ -42,11 +42,13 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, int) or schema > CHECKPOINT_SCHEMA:
         raise CheckpointError(f"the checkpoint has layout version {schema}, newer than this mmrun's "
                               f"{CHECKPOINT_SCHEMA}; upgrade mmrun (pip install -U mmrun) to read it")
-    if schema == 1 and isinstance(checkpoint.get("state_dict"), dict):
-        checkpoint["state_dict"] = {
-            (f"task.{key}" if str(key).startswith(("fusion.", "head.")) else key): value
-            for key, value in checkpoint["state_dict"].items()
-        }
+    if schema == 1:
+        for weights in ("state_dict", "current_model_state"):  # the latter: the raw weights beside an EMA
+            if isinstance(checkpoint.get(weights), dict):
+                checkpoint[weights] = {
+                    (f"task.{key}" if str(key).startswith(("fusion.", "head.")) else key): value
+                    for key, value in checkpoint[weights].items()
+                }
         saved["schema"] = CHECKPOINT_SCHEMA
     return checkpoint
 
@@ -138,6 +140,13 @@ class MultimodalModule(pl.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    # The module's epoch hooks run after the callbacks': the weight average is swapped in by then.
+    def on_validation_epoch_start(self) -> None:
+        self.task.start_epoch("val", self.encode)
+
+    def on_test_epoch_start(self) -> None:
+        self.task.start_epoch("test", self.encode)
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.task.epoch_metrics("val", self.encode))

@@ -4,7 +4,7 @@ What ``mmrun eval`` and ``mmrun predict`` share lives here: ``Scoring.open`` loa
 checkpoint, rebuilds its model and its dataset with the checkpoint's own preprocessing
 (``mmrun.eval_data``), takes the scored split and makes a Lightning trainer;
 ``Scoring.write_outputs`` has the task write its per-row outputs (``predictions.csv``:
-``mmrun.predictions``; ``rankings.csv`` for retrieval: ``mmrun.rankings``). Predict reads no labels, so a manifest may lack the label column or
+``mmrun.predictions``; ``rankings.csv`` for retrieval and recommendation: ``mmrun.rankings``). Predict reads no labels, so a manifest may lack the label column or
 have empty label cells; eval (``mmrun.evaluate``) requires them and adds the metrics.
 """
 
@@ -95,7 +95,7 @@ def no_rows(split: str) -> str:
 
 
 def run(cfg: DictConfig) -> None:
-    """Predict ``cfg.split`` of the checkpoint's data (every row of ``dataset.path``) into predictions.csv."""
+    """Predict ``cfg.split`` of the checkpoint's data (every row of ``dataset.path``): the task's outputs file."""
     scoring = Scoring.open(cfg, "predict", labels_required=False)
     path = scoring.write_outputs()
     log.info("%s for %d rows (split=%s) written to %s", path.stem, len(scoring.row_ids), scoring.split, path)

@@ -21,7 +21,7 @@ the machine slow the timings, it also prints the share of the CPUs they used mea
 
     python scripts/bench_ranking.py                        # N = 10,000 (with reference), 100,000
     python scripts/bench_ranking.py --sizes 20000 --dim 128
-    python scripts/bench_ranking.py --sizes 100000 --skip-reference
+    python scripts/bench_ranking.py --sizes 100000 --skip-reference --threads 1
 """
 
 from __future__ import annotations
@@ -58,24 +58,36 @@ def inputs(n: int, dim: int, seed: int):
     return queries, targets, groups
 
 
-def run_chunked(n: int, dim: int, seed: int) -> dict:
-    import torch  # noqa: F401  (imports before the baseline)
+def threads(count: int | None) -> None:
+    import torch
 
+    if count:
+        torch.set_num_threads(count)
+
+
+def run_chunked(n: int, dim: int, seed: int, thread_count: int | None) -> dict:
     from mmrun.metrics.ranking import positives_from_groups, ranking_metrics
 
+    threads(thread_count)
     queries, targets, groups = inputs(n, dim, seed)
     baseline = peak_rss_mb()
     start = time.perf_counter()
     positives = positives_from_groups(groups, groups)
     result = ranking_metrics(queries, targets, positives, hit_ks=KS, ndcg_ks=(NDCG_K,))
     seconds = time.perf_counter() - start
-    return dict(metrics=result.metrics, seconds=seconds, peak_mb=peak_rss_mb(), baseline_mb=baseline)
+    return {"metrics": result.metrics, "seconds": seconds, "peak_mb": peak_rss_mb(), "baseline_mb": baseline}
 
 
-def run_reference(n: int, dim: int, seed: int) -> dict:
+def run_reference(n: int, dim: int, seed: int, thread_count: int | None) -> dict:
     import torch
-    from torchmetrics.retrieval import RetrievalHitRate, RetrievalMAP, RetrievalMRR, RetrievalNormalizedDCG
+    from torchmetrics.retrieval import (
+        RetrievalHitRate,
+        RetrievalMAP,
+        RetrievalMRR,
+        RetrievalNormalizedDCG,
+    )
 
+    threads(thread_count)
     queries, targets, groups = inputs(n, dim, seed)
     baseline = peak_rss_mb()
     start = time.perf_counter()
@@ -104,7 +116,7 @@ def run_reference(n: int, dim: int, seed: int) -> dict:
     metrics["mean_rank"] = best.mean().item()
     metrics["median_rank"] = best.quantile(0.5).item()
     seconds = time.perf_counter() - start
-    return dict(metrics=metrics, seconds=seconds, peak_mb=peak_rss_mb(), baseline_mb=baseline)
+    return {"metrics": metrics, "seconds": seconds, "peak_mb": peak_rss_mb(), "baseline_mb": baseline}
 
 
 def cpu_jiffies() -> tuple[int, int] | None:
@@ -149,21 +161,24 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64, help="embedding dimension")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-reference", action="store_true", help="chunked only, at every size")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads in both methods (default: torch's)")
     args = parser.parse_args()
 
     import torch
 
+    threads(args.threads)
+
     print(
         f"full-split ranking: random L2-normalised embeddings, dim {args.dim}, groups of {GROUP} "
-        f"(positives per query), seed {args.seed}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"(positives per query), seed {args.seed}; torch {torch.__version__}, threads: {torch.get_num_threads()}, "
         f"{os.cpu_count()} CPUs"
     )
     failures = []
     for n in args.sizes:
         print(f"\nN = {n:,} queries x {n:,} targets")
-        chunked = measure(run_chunked, n, args.dim, args.seed)
+        chunked = measure(run_chunked, n, args.dim, args.seed, args.threads)
         if not args.skip_reference and n <= REFERENCE_MAX:
-            reference = measure(run_reference, n, args.dim, args.seed)
+            reference = measure(run_reference, n, args.dim, args.seed, args.threads)
             print(f"  {'metric':<12} {'reference':>14} {'chunked':>14} {'|difference|':>13}")
             worst = 0.0
             for name, value in reference["metrics"].items():

@@ -50,6 +50,17 @@ query's number of remaining positives and ``r_1 < r_2 < ... < r_n`` their ranks.
 * ``mean_rank``, ``median_rank``: of ``r_1`` (1-based), as open_clip reports them (the median of an
   even count is the mean of the two middle values; open_clip floors it).
 
+Scores and memory
+-----------------
+Scores are float32 dot products on the inputs' device, one matrix product per chunk of queries.
+A chunk holds a multiple of 8 queries (the last one padded with zero rows) because BLAS libraries
+may round the scores of a product of a few rows differently in the last bit (MKL does below 8
+rows); in our measurements with MKL every query then gets bit for bit the scores of one product
+of all the queries, ``queries @ targets.T``, so chunking cannot change a rank. ``memory_mb`` bounds
+the working set: the chunk's score block, its top-k buffers and the comparison masks (on CPU at
+most 8 MB), though a chunk has at least one query row. Index bookkeeping adds
+O(Nq + Nt + positives + exclusions).
+
 Cost
 ----
 The scores cost one matrix product (Nq x Nt x D). Each positive then costs two vectorised
@@ -76,8 +87,8 @@ CSR = tuple[Tensor, Tensor]
 _CPU_BLOCK_BYTES = 8 * 2**20
 _SLOTS_PER_OP = 4
 # Blocks whose largest query has more positives than this count by binary search instead of
-# one comparison pass per positive (two searchsorted passes cost about as much as this many).
-_SEARCH_MIN_POSITIVES = 96
+# comparisons per positive (measured crossover on CPU: about 200 positives per query).
+_SEARCH_MIN_POSITIVES = 192
 # Chunks have a multiple of this many query rows when the memory budget allows (see the loop).
 _ROW_MULTIPLE = 8
 # float32 sums of 0/1 masks are exact up to 2**24 targets; wider rows sum in float64.
@@ -272,7 +283,10 @@ def _rank_positives(
         rows = scores[lo:hi]
         used = int(counts_per_row[lo:hi].max())  # rows come sorted by count: padding slots are few
         if used > _SEARCH_MIN_POSITIVES:
-            above[:, lo:hi, :used] = _count_by_search(rows, thresholds[lo:hi, :used])
+            step = max(1, len(masks) // (6 * n_targets))  # int64 temporaries: 24 bytes per score
+            for a in range(lo, hi, step):
+                b = min(a + step, hi)
+                above[:, a:b, :used] = _count_by_search(scores[a:b], thresholds[a:b, :used])
             continue
         # Compare the rows with several slots' thresholds per op, as many as the masks hold.
         group = max(1, min(used, len(masks) // (2 * (hi - lo) * n_targets)))
@@ -290,7 +304,7 @@ def _rank_positives(
     # ranks before the positive if it comes first in the targets.
     tied = valid & (above[1] - above[0] > 1)
     if tied.any():
-        rank[tied] += _equal_before(scores, tied, target, thresholds, block)
+        rank[tied] += _equal_before(scores, tied, target, thresholds, max(1, 4 * len(masks) // (7 * n_targets)))
     ranks[where[valid]] = rank[valid]
 
 
@@ -312,7 +326,8 @@ def _count_by_search(rows: Tensor, thresholds: Tensor) -> Tensor:
 
 
 def _equal_before(scores: Tensor, tied: Tensor, target: Tensor, thresholds: Tensor, block: int) -> Tensor:
-    """For the tied slots: the number of targets with exactly the positive's score and a lower index."""
+    """For the tied slots: the number of targets with exactly the positive's score and a lower
+    index (``block`` tied slots at a time: 7 bytes of temporaries per score)."""
     rows, slots = torch.nonzero(tied, as_tuple=True)
     device = scores.device
     columns = torch.arange(scores.shape[1], device=device)

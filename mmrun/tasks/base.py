@@ -29,7 +29,8 @@ class TaskFamily(nn.Module):
     """Base class of the task families (see the module docstring).
 
     Attributes:
-        family: the name written to metrics.json (``prediction``, ``retrieval``).
+        family: the family's name (``prediction``, ``retrieval``, ``recommendation``);
+            ``kind`` is what metrics.json calls the task (the label type for prediction).
         monitor, monitor_mode: the validation metric that picks the best checkpoint.
     """
 
@@ -54,6 +55,9 @@ class TaskFamily(nn.Module):
                        split: str) -> torchmetrics.MetricCollection | None:
         """Record a batch; return a collection for the module to log per epoch, or None."""
         return None
+
+    def start_epoch(self, split: str, encode: Callable[[dict], dict]) -> None:
+        """Called as a validation or test epoch starts, with the weights it evaluates in place."""
 
     def epoch_metrics(self, split: str, encode: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
         """Metrics over the whole split, computed once its last batch is recorded (then reset).

@@ -25,9 +25,10 @@ def gather_batch(tensor: torch.Tensor, with_grad: bool) -> torch.Tensor:
     """Every rank's ``tensor`` concatenated in rank order (itself when not distributed).
 
     ``with_grad`` keeps the graph: the gradient of a gathered row flows back to the rank that
-    made it. Ranks must hold equally long batches (training shards are cut equal).
+    made it. Ranks must hold equally long batches: training shards are cut equal; evaluation
+    shards are not, so without gradients (validation, test) each rank keeps its own batch.
     """
-    if _world_size() == 1:
+    if _world_size() == 1 or not torch.is_grad_enabled():  # validation: ranks' batches may differ in size
         return tensor
     if with_grad:
         from torch.distributed.nn.functional import all_gather

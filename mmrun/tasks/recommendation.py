@@ -77,9 +77,13 @@ class RecommendationTask(TwoTowerTask):
         # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
         self.id_dropout = id_dropout if set(self.sides["target"]) - {self.item_id} else 0.0
         self.k, self.recall_k, self.rankings_top_k = k, recall_k, rankings_top_k
+        self.monitor = f"val/ndcg@{k}"
+        self.encode_batch_size = 1024
+        self.items: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (embeddings, valid)
         fields = ("users", "user_index", "item_index")
         self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         self.catalogue: dict[str, torch.Tensor] = {}
+        self.catalogue_dtype: torch.dtype | None = None
         self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
         self.scored = {"val": "val", "test": "test"}
         self.names: dict[str, list] = {}
@@ -95,7 +99,8 @@ class RecommendationTask(TwoTowerTask):
 
     # ----------------------------------------------------------------- data
     def attach_data(self, datamodule, split: str = "test") -> None:
-        self.catalogue = {key: value for key, value in datamodule.catalogue.items()}
+        self.catalogue = dict(datamodule.catalogue)
+        self.encode_batch_size = datamodule.eval_batch_size
         self.history = {name: torch.stack([rows["user_index"], rows["item_index"]], 1).cpu()
                         for name, rows in datamodule.splits.items()}
         self.scored["test"] = split
@@ -103,8 +108,12 @@ class RecommendationTask(TwoTowerTask):
                       "item": list(getattr(datamodule, "item_names", []) or [])}
 
     def _catalogue(self, device: torch.device) -> dict[str, torch.Tensor]:
-        if self.catalogue and next(iter(self.catalogue.values())).device != device:
-            self.catalogue = {key: value.to(device) for key, value in self.catalogue.items()}
+        """The catalogue on ``device``, floating content in the model's dtype (moved once, kept)."""
+        dtype = self.projections["target"].weight.dtype
+        if self.catalogue and (self.catalogue["present"].device != device or self.catalogue_dtype is not dtype):
+            self.catalogue = {key: value.to(device, dtype=dtype if value.is_floating_point() else None)
+                              for key, value in self.catalogue.items()}
+            self.catalogue_dtype = dtype
         return self.catalogue
 
     def prepare_batch(self, batch):
@@ -138,15 +147,20 @@ class RecommendationTask(TwoTowerTask):
         return [f"{split}/{subset}{key}" for subset in subsets for key in self._metric_keys()]
 
     @torch.no_grad()
-    def item_embeddings(self, encode, device: torch.device, batch_size: int = 1024) -> torch.Tensor:
-        """The whole catalogue through the item side, in batches."""
+    def start_epoch(self, split: str, encode) -> None:
+        """Encode the whole catalogue with the weights this epoch evaluates (the EMA's, when on)."""
+        if split not in self.collectors or not self.catalogue:
+            return
+        device = self.projections["target"].weight.device
         catalogue = self._catalogue(device)
-        count = len(catalogue["present"])
-        parts = []
-        for start in range(0, count, batch_size):
-            batch = {name: catalogue[name][start:start + batch_size] for name in self.sides["target"]}
-            parts.append(self.embed("target", encode(batch), catalogue["present"][start:start + batch_size])[0])
-        return torch.cat(parts)
+        step = self.encode_batch_size
+        parts, valid = [], []
+        for start in range(0, len(catalogue["present"]), step):
+            batch = {name: catalogue[name][start:start + step] for name in self.sides["target"]}
+            vectors, present = self.embed("target", encode(batch), catalogue["present"][start:start + step])
+            parts.append(vectors)
+            valid.append(present)
+        self.items[split] = (torch.cat(parts), torch.cat(valid))
 
     def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import ranking_metrics
@@ -160,14 +174,15 @@ class RecommendationTask(TwoTowerTask):
         first = torch.full((len(users),), len(query_of), dtype=torch.long, device=query_of.device)
         first.scatter_reduce_(0, query_of, torch.arange(len(query_of), device=query_of.device), reduce="amin")
         queries = data["users"][first]
-        items = self.item_embeddings(encode, queries.device)
+        items, rankable = self.items.pop(split)
         positives = csr(query_of, data["item_index"], len(users))
         excluded = self._excluded(users, self.scored[split], queries.device)
         cold = self._catalogue(queries.device)["cold"]
         values, report = {}, {}
         top_k = self.rankings_top_k if self.record_outputs else 0
-        for subset, candidates in zip(SUBSETS, (None, ~cold, cold)):
-            if candidates is not None and not bool(candidates.any()):
+        # An item with none of its item-side modalities present has no embedding to rank.
+        for subset, candidates in zip(SUBSETS, (rankable, rankable & ~cold, rankable & cold)):
+            if subset and not bool(candidates.any()):
                 continue
             result = ranking_metrics(queries, items, positives, excluded=excluded, candidates=candidates,
                                      hit_ks=(self.k,), recall_ks=(self.recall_k,), ndcg_ks=(self.k,),
@@ -179,7 +194,7 @@ class RecommendationTask(TwoTowerTask):
             if top_k and not subset:
                 self.rankings = {"users": users.cpu(), "result": result, "positives": positives,
                                  "cold": cold.cpu()}
-        self.reports[split] = {"items": len(items), **report}
+        self.reports[split] = {"items": len(items), "items_without_content": int((~rankable).sum()), **report}
         return {name: torch.tensor(float(value)) for name, value in values.items()}
 
     def _excluded(self, users: torch.Tensor, scored: str, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,9 +223,9 @@ class RecommendationTask(TwoTowerTask):
 
 
 def item_side(user: Any, item: Any, spec: DataSpec) -> list[str]:
-    """The item side: as configured, or every modality not on the user side."""
+    """The item side: as configured (names or kinds), or every modality not on the user side."""
     if item is not None:
-        return list(item) if not isinstance(item, str) else [item]
+        return resolve_side(item, spec, "task.item")
     users = set(resolve_side(user, spec, "task.user"))
     return [name for name in spec.modality_names if name not in users]
 

@@ -34,7 +34,7 @@ from mmrun.tasks.two_tower import SplitCollector, TwoTowerTask, resolve_side
 log = logging.getLogger("mmrun")
 RECALL_KS = (1, 5, 10)
 DIRECTIONS = ("q2t", "t2q")
-LOSSES = {"infonce": InfoNCELoss, "siglip": SigLIPLoss}
+LOSSES = ("infonce", "siglip")
 
 
 def side_rows(valid: torch.Tensor, prints: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -109,7 +109,9 @@ class RetrievalTask(TwoTowerTask):
 
     # -------------------------------------------------------------- metrics
     def _fingerprint(self, side: str, batch) -> torch.Tensor:
-        return torch.stack([batch[n].flatten(1).double() @ getattr(self, f"print_{n}") for n in self.sides[side]], 1)
+        # .double(): a half-precision trainer converts the module's buffers too
+        return torch.stack([batch[n].flatten(1).double() @ getattr(self, f"print_{n}").double()
+                            for n in self.sides[side]], 1)
 
     def update_metrics(self, outputs, batch, split):
         if split in self.collectors:

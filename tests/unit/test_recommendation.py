@@ -82,7 +82,8 @@ def test_ranking_metrics_for_all_warm_and_cold_items(data):
     rows = data.splits["val"]
     users = torch.nn.functional.normalize(torch.randn(len(rows["user_index"]), 5), dim=1)
     task.update_metrics({"queries": users}, rows, "val")
-    values = task.epoch_metrics("val", lambda batch: {name: _Pooled(batch[name]) for name in batch})
+    task.start_epoch("val", lambda batch: {name: _Pooled(batch[name]) for name in batch})
+    values = task.epoch_metrics("val")
     assert sorted(values) == sorted(task.metric_names("val"))
     assert all(0.0 <= float(v) <= 1.0 for v in values.values())
     report = task.report("val")["ranking"]
