@@ -24,12 +24,11 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
 from mmrun.tasks.contrastive import InfoNCELoss
-from mmrun.tasks.two_tower import SplitCollector, TwoTowerTask, resolve_side
+from mmrun.tasks.two_tower import TwoTowerTask, resolve_side
 
 SPLIT_ORDER = ("train", "val", "test")
 SUBSETS = ("", "warm_", "cold_")  # all items, items seen in training, items never seen in training
@@ -71,7 +70,7 @@ class RecommendationTask(TwoTowerTask):
         if not 0.0 <= id_dropout < 1.0:
             raise ConfigError(f"task.id_dropout={id_dropout} must be a rate in [0, 1)")
         super().__init__(spec, dims, fusion, {"query": user, "target": item_side(user, item, spec)},
-                         {"query": "task.user", "target": "task.item"}, embed_dim)
+                         {"query": "task.user", "target": "task.item"}, embed_dim, ("users", "user_index", "item_index"))
         self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
         self.item_id = spec.extra["recommendation"].get("item")
         # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
@@ -80,8 +79,6 @@ class RecommendationTask(TwoTowerTask):
         self.monitor = f"val/ndcg@{k}"
         self.encode_batch_size = 1024
         self.items: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (embeddings, valid)
-        fields = ("users", "user_index", "item_index")
-        self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         self.catalogue: dict[str, torch.Tensor] = {}
         self.catalogue_dtype: torch.dtype | None = None
         self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
@@ -165,11 +162,9 @@ class RecommendationTask(TwoTowerTask):
     def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import ranking_metrics
 
-        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
-        if collector is None or collector.update_count == 0:
+        data = self.collected(split)
+        if data is None:
             return {}
-        data = collector.compute()
-        collector.reset()
         users, query_of = torch.unique(data["user_index"], return_inverse=True)
         first = torch.full((len(users),), len(query_of), dtype=torch.long, device=query_of.device)
         first.scatter_reduce_(0, query_of, torch.arange(len(query_of), device=query_of.device), reduce="amin")

@@ -24,12 +24,11 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
 
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
 from mmrun.tasks.contrastive import InfoNCELoss, SigLIPLoss
-from mmrun.tasks.two_tower import SplitCollector, TwoTowerTask, resolve_side
+from mmrun.tasks.two_tower import TwoTowerTask, resolve_side
 
 log = logging.getLogger("mmrun")
 RECALL_KS = (1, 5, 10)
@@ -82,11 +81,11 @@ class RetrievalTask(TwoTowerTask):
         if loss not in LOSSES:
             raise ConfigError(f"task.loss={loss} is unknown; use one of {', '.join(LOSSES)}")
         super().__init__(spec, dims, fusion, {"query": query, "target": target},
-                         {"query": "task.query", "target": "task.target"}, embed_dim)
+                         {"query": "task.query", "target": "task.target"}, embed_dim,
+                         ("queries", "targets", "groups", "query_valid", "target_valid", "query_prints",
+                          "target_prints"))
         self.criterion = InfoNCELoss(temperature, max_scale) if loss == "infonce" else SigLIPLoss()
         self.rankings_top_k = rankings_top_k
-        fields = ("queries", "targets", "groups", "query_valid", "target_valid", "query_prints", "target_prints")
-        self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         generator = torch.Generator().manual_seed(0)
         for m in spec.modalities:  # fixed random projections: equal inputs give equal fingerprints
             if m.name in self.sides["query"] + self.sides["target"]:
@@ -126,11 +125,9 @@ class RetrievalTask(TwoTowerTask):
     def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import positives_from_groups, ranking_metrics
 
-        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
-        if collector is None or collector.update_count == 0:
+        data = self.collected(split)
+        if data is None:
             return {}
-        data = collector.compute()
-        collector.reset()
         groups = data["groups"]
         rows = {"query": side_rows(data["query_valid"], data["query_prints"], groups),
                 "target": side_rows(data["target_valid"], data["target_prints"], groups)}

@@ -72,11 +72,13 @@ class TwoTowerTask(TaskFamily):
         sides: ``{"query": [...], "target": [...]}`` as configured (names or kinds).
         keys: the config keys of the sides, for messages (``task.query``, ``task.target``).
         embed_dim: width of the shared embedding.
+        fields: what validation and test record per row for the whole-split metrics.
     """
 
     def __init__(self, spec: DataSpec, dims: dict[str, int], fusion: DictConfig, sides: dict[str, Any],
-                 keys: dict[str, str], embed_dim: int) -> None:
+                 keys: dict[str, str], embed_dim: int, fields: tuple[str, ...]) -> None:
         super().__init__()
+        self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         if embed_dim < 1:
             raise ConfigError(f"task.embed_dim={embed_dim} must be a positive width, e.g. 128")
         self.sides = {side: resolve_side(entries, spec, keys[side]) for side, entries in sides.items()}
@@ -97,6 +99,16 @@ class TwoTowerTask(TaskFamily):
         if not self.fusions:
             log.info("fusion=%s is not used: each side has one modality (%s)", fusion._target_.rsplit(".", 1)[-1],
                      "; ".join(f"{keys[side]}={names}" for side, names in self.sides.items()))
+
+    def collected(self, split: str) -> dict[str, torch.Tensor] | None:
+        """The rows ``self.collectors[split]`` recorded this epoch, gathered across ranks and reset;
+        None when the split recorded nothing (training, or no rows)."""
+        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
+        if collector is None or collector.update_count == 0:
+            return None
+        data = collector.compute()
+        collector.reset()
+        return data
 
     def embed(self, side: str, encoded, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised embeddings of ``side`` and whether each row has any of its modalities."""
