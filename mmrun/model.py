@@ -122,8 +122,7 @@ class MultimodalModule(pl.LightningModule):
         return self.task(self.encode(batch), batch)
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        batch = self.task.prepare_batch(batch)
-        outputs = self.task(self.encode(batch), batch)
+        outputs = self(batch)
         loss = self.task.loss(outputs, batch)
         batch_size = self.task.batch_size(batch)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
@@ -149,10 +148,10 @@ class MultimodalModule(pl.LightningModule):
         self.task.start_epoch("test", self.encode)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.task.epoch_metrics("val", self.encode))
+        self.log_dict(self.task.epoch_metrics("val"))
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.task.epoch_metrics("test", self.encode))
+        self.log_dict(self.task.epoch_metrics("test"))
 
     def train(self, mode: bool = True) -> "MultimodalModule":
         super().train(mode)

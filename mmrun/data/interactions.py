@@ -19,6 +19,7 @@ from the catalogue (``mmrun.tasks.recommendation``), so content is stored once p
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -57,16 +58,16 @@ class SyntheticInteractionsDataModule(InteractionsDataModule):
     content can rank them.
 
     Each user's other interactions are split at random by ``splits``; ``modalities`` picks
-    the modalities to serve (``[user, item]`` is the id-only model; ``user`` is required).
+    the modalities to serve (``[user, item]`` is the id-only model; ``user`` is required);
+    ``**loader_options`` are the ``TensorDataModule`` options (``batch_size``, ...).
     """
 
     def __init__(self, num_users: int = 1500, num_items: int = 2000, genres: int = 12, interactions_per_user: int = 16,
                  temperature: float = 0.5, noise: float = 0.5, cold_items: float = 0.1,
                  modalities: list[str] | tuple[str, ...] | None = ALL_MODALITIES,
                  splits: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1), data_seed: int = 0,
-                 batch_size: int = 256, eval_batch_size: int | None = None, seed: int = 0,
-                 on_device: bool | str = "auto", device_memory_fraction: float = 0.5) -> None:
-        super().__init__(batch_size, eval_batch_size, seed, on_device, device_memory_fraction)
+                 **loader_options: Any) -> None:
+        super().__init__(**loader_options)
         modalities = ALL_MODALITIES if modalities is None else tuple(modalities)
         unknown = sorted(set(modalities) - set(ALL_MODALITIES))
         if unknown or "user" not in modalities or len(modalities) < 2:

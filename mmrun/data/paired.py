@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import torch
 
@@ -178,8 +179,8 @@ class PairedShapesDataModule(TensorDataModule):
         modalities: which of audio, image, text to serve (None: all three).
         splits: train/val/test fractions of the items.
         data_seed: seed of the generated data (separate from the training seed).
-        batch_size, eval_batch_size, seed, on_device, device_memory_fraction: see
-            ``TensorDataModule``.
+        **loader_options: ``batch_size``, ``eval_batch_size``, ``seed`` and the other
+            ``TensorDataModule`` options.
     """
 
     def __init__(
@@ -190,13 +191,9 @@ class PairedShapesDataModule(TensorDataModule):
         modalities: list[str] | tuple[str, ...] | None = ALL_MODALITIES,
         splits: list[float] | tuple[float, ...] = (0.6, 0.1, 0.3),
         data_seed: int = 0,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        seed: int = 0,
-        on_device: bool | str = "auto",
-        device_memory_fraction: float = 0.5,
+        **loader_options: Any,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, seed, on_device, device_memory_fraction)
+        super().__init__(**loader_options)
         modalities = ALL_MODALITIES if modalities is None else modalities
         unknown = sorted(set(modalities) - set(ALL_MODALITIES))
         if unknown or not modalities:

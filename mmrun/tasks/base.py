@@ -12,6 +12,7 @@ order) and ``fusion`` (the fusion config).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from mmrun.data.spec import DataSpec
 from mmrun.encoders.base import EncoderOutput
 
 
-class TaskFamily(nn.Module):
+class TaskFamily(nn.Module, ABC):
     """Base class of the task families (see the module docstring).
 
     Attributes:
@@ -45,11 +46,13 @@ class TaskFamily(nn.Module):
         """The modalities the task uses (an encoder is built for each), in spec order."""
         return spec.modality_names
 
+    @abstractmethod
     def forward(self, encoded: dict[str, EncoderOutput], batch: dict[str, torch.Tensor]) -> Any:
-        raise NotImplementedError  # every family maps encoded modalities to its outputs
+        """The task's outputs (logits, embeddings) from the encoded modalities and the batch."""
 
+    @abstractmethod
     def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError  # every family defines its training loss
+        """The training loss of a batch."""
 
     def update_metrics(self, outputs: Any, batch: dict[str, torch.Tensor],
                        split: str) -> torchmetrics.MetricCollection | None:
@@ -57,14 +60,12 @@ class TaskFamily(nn.Module):
         return None
 
     def start_epoch(self, split: str, encode: Callable[[dict], dict]) -> None:
-        """Called as a validation or test epoch starts, with the weights it evaluates in place."""
+        """Called as a validation or test epoch starts, with the weights it evaluates in place;
+        ``encode`` is the module's encoders (a batch dict -> encoded modalities), for a task that
+        ranks against more than the split's rows (recommendation: the item catalogue)."""
 
-    def epoch_metrics(self, split: str, encode: Callable[[dict], dict]) -> dict[str, torch.Tensor]:
-        """Metrics over the whole split, computed once its last batch is recorded (then reset).
-
-        ``encode`` is the module's encoders (a batch dict -> encoded modalities), for a task
-        that ranks against more than the split's rows (recommendation: the item catalogue).
-        """
+    def epoch_metrics(self, split: str) -> dict[str, torch.Tensor]:
+        """Metrics over the whole split, computed once its last batch is recorded (then reset)."""
         return {}
 
     def attach_data(self, datamodule: Any, split: str = "test") -> None:
@@ -75,9 +76,9 @@ class TaskFamily(nn.Module):
         """The batch the encoders see (recommendation adds each row's item content)."""
         return batch
 
+    @abstractmethod
     def metric_names(self, split: str) -> list[str]:
         """Every metric the task logs for ``split`` (``val/...``), for checking ``monitor``."""
-        raise NotImplementedError  # every family names its metrics
 
     @property
     def kind(self) -> str:
@@ -88,9 +89,9 @@ class TaskFamily(nn.Module):
         """Facts about the last evaluation of ``split`` for metrics.json (rows counted, skipped)."""
         return {}
 
+    @abstractmethod
     def write_outputs(self, scoring: Any) -> Path:
         """Write the per-row outputs of ``scoring`` (``mmrun.predict.Scoring``); return the file."""
-        raise NotImplementedError  # every family writes its own file
 
     def batch_size(self, batch: dict[str, torch.Tensor]) -> int:
         return len(batch["present"])

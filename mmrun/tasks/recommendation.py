@@ -159,7 +159,7 @@ class RecommendationTask(TwoTowerTask):
             valid.append(present)
         self.items[split] = (torch.cat(parts), torch.cat(valid))
 
-    def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
+    def epoch_metrics(self, split: str) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import ranking_metrics
 
         data = self.collected(split)

@@ -122,7 +122,7 @@ class RetrievalTask(TwoTowerTask):
                  for m in (*(f"recall@{k}" for k in RECALL_KS), "mean_rank", "median_rank", "map")]
         return names + [f"{split}/r_mean"]
 
-    def epoch_metrics(self, split: str, encode=None) -> dict[str, torch.Tensor]:
+    def epoch_metrics(self, split: str) -> dict[str, torch.Tensor]:
         from mmrun.metrics.ranking import positives_from_groups, ranking_metrics
 
         data = self.collected(split)
