@@ -70,12 +70,13 @@ class RecommendationTask(TwoTowerTask):
         if not 0.0 <= id_dropout < 1.0:
             raise ConfigError(f"task.id_dropout={id_dropout} must be a rate in [0, 1)")
         super().__init__(spec, dims, fusion, {"query": user, "target": item_side(user, item, spec)},
-                         {"query": "task.user", "target": "task.item"}, embed_dim, ("users", "user_index", "item_index"))
+                         {"query": "task.user", "target": "task.item"}, embed_dim, ("users", "user_index", "item_index"),
+                         rankings_top_k)
         self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
         self.item_id = spec.extra["recommendation"].get("item")
         # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
         self.id_dropout = id_dropout if set(self.sides["target"]) - {self.item_id} else 0.0
-        self.k, self.recall_k, self.rankings_top_k = k, recall_k, rankings_top_k
+        self.k, self.recall_k = k, recall_k
         self.monitor = f"val/ndcg@{k}"
         self.encode_batch_size = 1024
         self.items: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (embeddings, valid)
@@ -84,8 +85,6 @@ class RecommendationTask(TwoTowerTask):
         self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
         self.scored = {"val": "val", "test": "test"}
         self.names: dict[str, list] = {}
-        self.reports: dict[str, dict[str, Any]] = {}
-        self.rankings: dict[str, Any] = {}
 
     @classmethod
     def modalities_read(cls, task_cfg, spec):
@@ -174,7 +173,7 @@ class RecommendationTask(TwoTowerTask):
         excluded = self._excluded(users, self.scored[split], queries.device)
         cold = self._catalogue(queries.device)["cold"]
         values, report = {}, {}
-        top_k = self.rankings_top_k if self.record_outputs else 0
+        top_k = self.kept_top_k
         # An item with none of its item-side modalities present has no embedding to rank.
         for subset, candidates in zip(SUBSETS, (rankable, rankable & ~cold, rankable & cold)):
             if subset and not bool(candidates.any()):
@@ -203,18 +202,11 @@ class RecommendationTask(TwoTowerTask):
         seen = seen[position[seen[:, 0]] >= 0]
         return csr(position[seen[:, 0]], seen[:, 1], len(users))
 
-    def report(self, split: str) -> dict[str, Any]:
-        return {"ranking": self.reports.get(split, {})}
-
-    def write_outputs(self, scoring) -> Path:
-        """``rankings.csv``: each user's ``rankings_top_k`` best items of the catalogue (``mmrun.rankings``)."""
+    def write_rankings(self, path: Path, scoring) -> None:
+        """Each user's best items of the catalogue, by the data's ids (``mmrun.rankings``)."""
         from mmrun.rankings import write_user_rankings
 
-        if not self.rankings:  # mmrun predict: rank first
-            scoring.trainer.test(scoring.model, dataloaders=scoring.loader, verbose=False)
-        path = scoring.run_dir / "rankings.csv"
         write_user_rankings(path, self.rankings, self.names)
-        return path
 
 
 def item_side(user: Any, item: Any, spec: DataSpec) -> list[str]:

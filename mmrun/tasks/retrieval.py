@@ -83,16 +83,13 @@ class RetrievalTask(TwoTowerTask):
         super().__init__(spec, dims, fusion, {"query": query, "target": target},
                          {"query": "task.query", "target": "task.target"}, embed_dim,
                          ("queries", "targets", "groups", "query_valid", "target_valid", "query_prints",
-                          "target_prints"))
+                          "target_prints"), rankings_top_k)
         self.criterion = InfoNCELoss(temperature, max_scale) if loss == "infonce" else SigLIPLoss()
-        self.rankings_top_k = rankings_top_k
         generator = torch.Generator().manual_seed(0)
         for m in spec.modalities:  # fixed random projections: equal inputs give equal fingerprints
             if m.name in self.sides["query"] + self.sides["target"]:
                 self.register_buffer(f"print_{m.name}", torch.randn(math.prod(m.shape), generator=generator,
                                                                     dtype=torch.float64), persistent=False)
-        self.reports: dict[str, dict[str, Any]] = {}
-        self.rankings: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def modalities_read(cls, task_cfg, spec):
@@ -134,7 +131,7 @@ class RetrievalTask(TwoTowerTask):
         vectors = {"query": data["queries"], "target": data["targets"]}
         values: dict[str, float] = {}
         report: dict[str, Any] = {}
-        top_k = self.rankings_top_k if self.record_outputs else 0
+        top_k = self.kept_top_k
         for direction, (a, b) in zip(DIRECTIONS, (("query", "target"), ("target", "query"))):
             result = ranking_metrics(vectors[a][rows[a]], vectors[b][rows[b]],
                                      positives_from_groups(groups[rows[a]], groups[rows[b]]),
@@ -155,18 +152,11 @@ class RetrievalTask(TwoTowerTask):
         self.reports[split] = report
         return {name: torch.tensor(float(value)) for name, value in values.items()}
 
-    def write_outputs(self, scoring) -> Path:
-        """``rankings.csv``: each query's ``rankings_top_k`` best targets, both directions (``mmrun.rankings``)."""
+    def write_rankings(self, path: Path, scoring) -> None:
+        """Each query's best targets, both directions, by manifest row (``mmrun.rankings``)."""
         from mmrun.rankings import write_rankings
 
-        if not self.rankings:  # mmrun predict: rank the scored rows first
-            scoring.trainer.test(scoring.model, dataloaders=scoring.loader, verbose=False)
-        path = scoring.run_dir / "rankings.csv"
         write_rankings(path, self.rankings, scoring.row_ids)
-        return path
-
-    def report(self, split: str) -> dict[str, Any]:
-        return {"ranking": self.reports.get(split, {})}
 
 
 def check_pairs(spec: DataSpec) -> None:

@@ -11,6 +11,8 @@ Item Recommendations", RecSys 2019).
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,11 +75,15 @@ class TwoTowerTask(TaskFamily):
         keys: the config keys of the sides, for messages (``task.query``, ``task.target``).
         embed_dim: width of the shared embedding.
         fields: what validation and test record per row for the whole-split metrics.
+        rankings_top_k: best targets per query written to rankings.csv by mmrun eval and predict.
     """
 
     def __init__(self, spec: DataSpec, dims: dict[str, int], fusion: DictConfig, sides: dict[str, Any],
-                 keys: dict[str, str], embed_dim: int, fields: tuple[str, ...]) -> None:
+                 keys: dict[str, str], embed_dim: int, fields: tuple[str, ...], rankings_top_k: int) -> None:
         super().__init__()
+        self.rankings_top_k = rankings_top_k
+        self.rankings: dict[str, Any] = {}  # what rankings.csv shows, kept while record_outputs is set
+        self.reports: dict[str, dict[str, Any]] = {}  # split -> rows ranked and left out, for metrics.json
         self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})
         if embed_dim < 1:
             raise ConfigError(f"task.embed_dim={embed_dim} must be a positive width, e.g. 128")
@@ -99,6 +105,26 @@ class TwoTowerTask(TaskFamily):
         if not self.fusions:
             log.info("fusion=%s is not used: each side has one modality (%s)", fusion._target_.rsplit(".", 1)[-1],
                      "; ".join(f"{keys[side]}={names}" for side, names in self.sides.items()))
+
+    @property
+    def kept_top_k(self) -> int:
+        """Targets per query to keep from a ranking: only while scoring for rankings.csv."""
+        return self.rankings_top_k if self.record_outputs else 0
+
+    def report(self, split: str) -> dict[str, Any]:
+        return {"ranking": self.reports.get(split, {})}
+
+    def write_outputs(self, scoring) -> Path:
+        """``rankings.csv`` in the run folder (``write_rankings``); ranks the scored rows first for predict."""
+        if not self.rankings:
+            scoring.trainer.test(scoring.model, dataloaders=scoring.loader, verbose=False)
+        path = scoring.run_dir / "rankings.csv"
+        self.write_rankings(path, scoring)
+        return path
+
+    @abstractmethod
+    def write_rankings(self, path: Path, scoring) -> None:
+        """Write the kept rankings (``self.rankings``) as ``mmrun.rankings`` describes."""
 
     def collected(self, split: str) -> dict[str, torch.Tensor] | None:
         """The rows ``self.collectors[split]`` recorded this epoch, gathered across ranks and reset;
