@@ -37,6 +37,7 @@ def worker(rank: int, port: int, out: str) -> None:
         loss = make(name)(q_local, t_local, groups[half], valid[half])
         loss.backward()
         torch.save({"loss": loss.detach(), "q": q_local.grad, "t": t_local.grad}, f"{out}/{name}-{rank}.pt")
+    dist.barrier()  # neither rank tears gloo down while the other is still inside a collective
     dist.destroy_process_group()
 
 
