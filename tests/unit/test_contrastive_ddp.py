@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -27,9 +25,9 @@ def make(name: str):
     return InfoNCELoss(temperature=0.5) if name == "infonce" else SigLIPLoss(temperature=3.0, bias=-2.0)
 
 
-def worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def worker(rank: int, out: str) -> None:
+    # A file store: no port to pick and race for.
+    dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=WORLD)
     q, t, groups, valid = inputs()
     half = slice(rank * 4, rank * 4 + 4)
     for name in NAMES:
@@ -44,13 +42,8 @@ def worker(rank: int, port: int, out: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """Each rank's loss and gradients for both losses, from one two-process gloo group."""
-    import socket
-
     out = tmp_path_factory.mktemp("ddp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(worker, args=(port, str(out)), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(str(out),), nprocs=WORLD, join=True)
     return out
 
 
