@@ -212,8 +212,8 @@ TRAIN: dict[str, Rule | Depends] = {
     "callbacks.weight_averaging.max_epochs": POSITIVE,
     # task/
     "task.type": choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval", "recommendation"),
-    **dict.fromkeys(["task.query", "task.target", "task.user"],
-                    list_of(text("image"), "a list of modality names or kinds", ["image"])),
+    **dict.fromkeys(["task.query", "task.target"], list_of(text("image"), "a list of modality names or kinds", ["image"])),
+    "task.user": nullable(list_of(text("user"), "a list of modality names or kinds", ["user", "user_tabular"])),
     "task.item": nullable(list_of(text("title"), "a list of modality names or kinds", ["item", "title"])),
     "task.id_dropout": number("[0, 1)", 0.5, what="a rate"),
     **dict.fromkeys(["task.k", "task.recall_k"], POSITIVE_INT),
@@ -304,6 +304,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.audio.f_max": nullable(POSITIVE),
     # dataset=interactions_manifest (dataset.cold_items: see dataset=interactions)
     "dataset.items": PATH,
+    "dataset.users": PATH,
     "dataset.user_column": text("user"),
     "dataset.item_column": text("item"),
     # dataset=avmnist, mmimdb, mosi, mosei

@@ -9,11 +9,14 @@ The contract every interactions datamodule keeps (``InteractionsDataModule``):
   (``item``: ``[I, 1]`` ids, ``1 + item index`` for items seen in training and 0, the unknown
   id, for cold items; content such as ``title`` or ``attributes``), ``present`` ``[I, M]``
   and ``cold`` ``[I]`` (never in a training interaction);
+* ``user_features``: one row per user (by ``user_index``) of every user feature modality
+  (empty when users are their id alone); a row's ``present`` already says which it has;
 * ``spec.task == "recommendation"``; ``spec.extra["recommendation"]`` names the user and the
-  item id modalities.
+  item id modalities, and the user feature modalities (``user_features``).
 
 Batches hold the interaction rows; the recommendation task adds each row's item content
-from the catalogue (``mmrun.tasks.recommendation``), so content is stored once per item.
+from the catalogue and its user's features (``mmrun.tasks.recommendation``), so content is
+stored once per item and features once per user.
 """
 
 from __future__ import annotations
@@ -35,12 +38,15 @@ ATTRIBUTES = 8  # numeric content features per item
 
 
 class InteractionsDataModule(TensorDataModule):
-    """Base of the interaction datasets: splits of interactions plus an item ``catalogue``."""
+    """Base of the interaction datasets: splits of interactions plus an item ``catalogue``
+    and, where the data has them, ``user_features`` (set by ``build``)."""
 
     catalogue: dict[str, torch.Tensor]
+    user_features: dict[str, torch.Tensor]
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
+            self.user_features = {}
             self.splits, self._spec, self.catalogue = self.build()
 
 

@@ -8,7 +8,10 @@ Two tables, read with ``mmrun.data.table`` (CSV, TSV, JSONL or Parquet):
 * ``items`` (optional), the item table: one row per item, its id in ``item_column`` and its
   content: text, numbers, categories, image and audio paths (relative to the table's folder).
   Without it, the content columns of the interactions table are the item content, read from
-  each item's first row (a column whose value changes within an item is logged).
+  each item's first row (a column whose value changes within an item is logged);
+* ``users`` (optional), the user table: one row per user, its id in ``user_column`` and
+  feature columns (numbers, categories, text), or ``user_columns`` naming feature columns of
+  the interactions table (``mmrun.data.user_features``: modalities named ``user_*``).
 
 The build, in order: read the tables; decide the content columns' roles as ``dataset=manifest``
 does (``mmrun.data.columns``: inferred, or ``dataset.columns``); read the content once per item
@@ -17,8 +20,9 @@ with the manifest's readers (``mmrun.data.modalities``: images and audio decoded
 one message listing the bad rows, or skip them with ``on_error=skip``); split the interactions;
 fit the content preprocessing (vocabularies, statistics, categories) on the items seen in
 training; make the tensors of the ``InteractionsDataModule`` contract
-(``mmrun.data.interactions``). The whole result is cached, keyed by both tables' bytes and
-every setting, so a second identical run loads it.
+(``mmrun.data.interactions``). Both content sides share ``mmrun.data.entity_content``. The
+whole result is cached, keyed by the tables' bytes and every setting, so a second identical
+run loads it.
 
 Splits: the split column, or each user's interactions split at random by ``splits`` (every
 user's rows are shuffled and cut at the fractions with a random offset, so each split gets
@@ -31,18 +35,18 @@ Both draws use ``split_seed``.
 Ids: users and items are indexed in order of first appearance (items: in the item table's
 order when there is one); ``user`` is ``1 + user index`` and ``item`` ``1 + item index``
 (0 for cold items). ``user_names`` and ``item_names`` hold the original ids by index, for
-``rankings.csv``.
+``rankings.csv``. ``user_features`` holds each user's feature tensors by user index.
 
 The fitted state (``spec.extra["fitted"]``: user and item ids, which items were trained on,
 column roles, vocabularies and statistics) travels in the checkpoint, and
 ``InteractionsManifestDataModule(..., fitted=state)`` applies it to other tables (``mmrun eval
 ckpt_path=... dataset.path=new.csv``): known users and items keep their indices, new ones are
-appended with id 0, and items the checkpoint never trained on are cold.
+appended with id 0 (new users are ranked from their features, when the model reads any), and
+items the checkpoint never trained on are cold.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -56,14 +60,17 @@ from mmrun.data.cache import TensorCache, cache_key, changed, default_cache_dir,
 from mmrun.data.columns import ColumnPlan, infer_kind, plan_columns
 from mmrun.data.infer import infer_file_options
 from mmrun.data.interactions import InteractionsDataModule
-from mmrun.data.manifest import OPTION_TYPES, READERS, SPLIT_NAMES, plain
-from mmrun.data.modalities import FileReader, Reader
+from mmrun.data.manifest import OPTION_TYPES, SPLIT_NAMES, plain
+from mmrun.data.entity_content import (check_content, entity_ids, first_rows, fit_states, gather, read_content,
+                                       report_content, without_columns)
+from mmrun.data.modalities import Reader
 from mmrun.data.preprocess import make_options
 from mmrun.data.preprocess.tabular import category_key
 from mmrun.data.spec import DataSpec, ModalitySpec
 from mmrun.data.table import FORMATS, Table, read_table
 from mmrun.data.tensor_datamodule import SPLITS
-from mmrun.data.validation import ON_ERROR, Problems, report_skipped, require_every_split, resolve, run_folder
+from mmrun.data.user_features import SKIPPED_USERS, UserFeatures
+from mmrun.data.validation import ON_ERROR, Problems, report_skipped, require_every_split, resolve
 from mmrun.errors import ConfigError, DataError
 
 log = logging.getLogger("mmrun")
@@ -81,13 +88,16 @@ class InteractionsManifestDataModule(InteractionsDataModule):
     Args:
         path: the interactions table, one row per user-item positive.
         items: the item table (null: content columns of the interactions table, or none).
-        user_column, item_column: the id columns (the item table uses ``item_column`` too).
+        users: the user table (null: no user features, or ``user_columns`` of the interactions table).
+        user_column, item_column: the id columns (the item and user tables use them too).
         columns: ``{kind: column or [columns]}`` of the item content (null = infer).
+        user_columns: ``{kind: column or [columns]}`` of the user features (null = infer from the
+            user table; without one, name them to read them from the interactions table).
         split_column: ``auto`` (a column named ``split`` if there is one), a column, or null.
         splits: train/val/test fractions of each user's interactions without a split column.
         split_seed: seed of that split and of the choice of cold items.
         cold_items: fraction of the items with interactions held out of training.
-        modalities: null (user, item and all content) or a list holding ``user``.
+        modalities: null (user, item, all content and user features) or a list holding ``user``.
         on_error: ``raise`` or ``skip`` bad interactions and items.
         allow_missing: an empty content cell or missing file makes the modality absent.
         cache, cache_dir, cache_check: the data cache, as ``dataset=manifest``.
@@ -102,9 +112,11 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         self,
         path: str | None = None,
         items: str | None = None,
+        users: str | None = None,
         user_column: str = "user",
         item_column: str = "item",
         columns: dict[str, Any] | None = None,
+        user_columns: dict[str, Any] | None = None,
         split_column: str | None = "auto",
         splits: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
@@ -150,8 +162,10 @@ class InteractionsManifestDataModule(InteractionsDataModule):
                             "retrain the model")
         self.path = str(path)
         self.items = str(items) if items else None
+        self.users = str(users) if users else None
         self.user_column, self.item_column = user_column, item_column
         self.columns = columns
+        self.user_columns = user_columns
         self.split_column = split_column
         self.fractions = tuple(float(f) for f in splits)
         self.split_seed = split_seed
@@ -168,19 +182,21 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         self.labels_required = labels_required
         self.user_names: list[str] = []
         self.item_names: list[str] = []
+        self.user_features: dict[str, torch.Tensor] = {}
         self.row_ids: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ build
     def build(self):
         interactions = self._table_path(self.path, "path", "interactions_file")
         items = self._table_path(self.items, "items", "items_file") if self.items else None
+        users = self._table_path(self.users, "users", "users_file") if self.users else None
         key = None
         if self.cache.folder is not None:
-            tables = [[os.path.realpath(p), file_digest(p)] for p in (interactions, items) if p]
+            tables = [[os.path.realpath(p), file_digest(p)] for p in (interactions, items, users) if p]
             key = cache_key({"prepared interactions": tables, "settings": self._settings()})
         payload = self._load(key)
         if payload is None:
-            payload = self._prepare(interactions, items)
+            payload = self._prepare(interactions, items, users)
             if key is not None:
                 self.cache.store(key, payload)
         else:
@@ -192,6 +208,7 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         self.user_names, self.item_names = list(payload["user_names"]), list(payload["item_names"])
         self.row_ids = payload["row_ids"]
         self.catalogue = payload["catalogue"]
+        self.user_features = payload["user_features"]
         return payload["splits"], spec, self.catalogue
 
     def _table_path(self, path: str, key: str, fitted_key: str) -> str:
@@ -199,12 +216,13 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         if self.fitted and path == self.fitted.get(key) and not Path(path).expanduser().exists():
             path = self.fitted[fitted_key]
         file = Path(path).expanduser()
-        what = "interactions table" if key == "path" else "item table"
+        what = {"path": "interactions table", "items": "item table", "users": "user table"}[key]
         if file.suffix.lower() not in FORMATS:
             raise DataError(f"dataset.{key}={path!r} has an unknown extension; use a .csv, .tsv, .jsonl or .parquet "
                             f"{what}")
         if not file.is_file():
-            fix = "" if key == "path" else ", or dataset.items=null to read item content from the interactions table"
+            fix = {"path": "", "items": ", or dataset.items=null to read item content from the interactions table",
+                   "users": ", or dataset.users=null for users without features"}[key]
             raise DataError(f"dataset.{key}={path!r} does not exist (looked in {file.resolve().parent}); pass the "
                             f"{what}'s path{fix}")
         return str(file)
@@ -214,8 +232,9 @@ class InteractionsManifestDataModule(InteractionsDataModule):
 
     def _settings(self) -> dict[str, Any]:
         """Every setting the build reads besides the tables and their files (the prepared-cache key)."""
-        return {"path": self.path, "items": self.items, "user_column": self.user_column,
-                "item_column": self.item_column, "columns": plain(self.columns), "split_column": self.split_column,
+        return {"path": self.path, "items": self.items, "users": self.users, "user_column": self.user_column,
+                "item_column": self.item_column, "columns": plain(self.columns),
+                "user_columns": plain(self.user_columns), "split_column": self.split_column,
                 "splits": list(self.fractions), "split_seed": self.split_seed, "cold_items": self.cold_fraction,
                 "modalities": self.wanted, "on_error": self.on_error, "allow_missing": self.allow_missing,
                 "options": {k: asdict(v) for k, v in self.options.items()}, "fitted": plain(self.fitted)}
@@ -232,34 +251,45 @@ class InteractionsManifestDataModule(InteractionsDataModule):
 
     @staticmethod
     def _report(skipped: dict[str, Any]) -> None:
-        """Log and list the skipped items and interactions (``on_error=skip``)."""
-        if skipped.get("items"):
-            report_items(skipped["items"])
+        """Log and list the skipped items, users and interactions (``on_error=skip``)."""
+        for part, listing in (("items", SKIPPED_ITEMS), ("users", SKIPPED_USERS)):
+            if skipped.get(part):
+                report_content(skipped[part], listing)
         if skipped.get("interactions"):
             report_skipped(skipped["interactions"])
 
     # ---------------------------------------------------------------- prepare
-    def _prepare(self, interactions: str, items: str | None) -> dict[str, Any]:
+    def _prepare(self, interactions: str, items: str | None, users: str | None) -> dict[str, Any]:
         table = read_table(interactions)
         for column, key in ((self.user_column, "user_column"), (self.item_column, "item_column")):
             if column not in table.columns:
                 raise DataError(f"{table.name} has no {key.split('_')[0]} id column {column!r} (dataset.{key}); its "
                                 f"columns are {table.columns}: set dataset.{key}=<one of them>")
         split_column = self._split_column(table)
+        skipped: dict[str, Any] = {}
+        features = UserFeatures.read(
+            table, users, self.user_columns, self.user_column,
+            {self.item_column, *([split_column] if split_column else [])}, self.wanted,
+            self.fitted.get("user_features") if self.fitted else None, self.options, self.cache, self.allow_missing,
+            self.on_error)
+        if features is not None:
+            skipped["users"] = features.skipped
         item_table = self._item_table(items) if items else None
-        content, content_keys = (item_table, self._item_ids(item_table)) if item_table else self._first_rows(table)
+        if item_table:
+            content, content_keys = item_table, entity_ids(item_table, self.item_column, "item", "items")
+        else:  # each item's first row of the interactions table, without the user feature columns
+            content, content_keys = first_rows(without_columns(table, features.columns if features else set()),
+                                               self.item_column)
 
-        plan = self._plan(content, split_column, one_table=item_table is None)
+        plan = self._plan(content, split_column, item_table is None, features.names if features else [])
         if plan and self.fitted is None:  # auto image/audio settings from the headers of the item files
             self.options = infer_file_options(self.options, content, plan.modalities, list(range(len(content.rows))))
-        readers = {m.name: self._reader(m) for m in plan.modalities} if plan else {}
-        for reader in readers.values():
-            reader.read(content)
-        self._log_cache(readers)
+        readers = read_content(content, plan, self.options, self.cache)
         if plan and item_table is None:
             self._warn_varying(table, plan)
-        skipped: dict[str, Any] = {}
-        bad_items, skipped["items"] = self._check_content(content, readers, one_table=item_table is None)
+        where = "item content (each item's first row): " if item_table is None else "item table: "
+        bad_items, skipped["items"] = check_content(content, readers, self.allow_missing, self.on_error, where,
+                                                    SKIPPED_ITEMS)
 
         # The catalogue: the checkpoint's items first (same indices), then this data's other items.
         dropped = {content_keys[row] for row in bad_items}
@@ -272,13 +302,13 @@ class InteractionsManifestDataModule(InteractionsDataModule):
             if row not in bad_items:
                 content_row[item_of[k]] = row
 
-        rows, users, item_index, split_codes, skipped["interactions"] = self._interactions(
-            table, split_column, item_of, dropped, items_name=item_table.name if item_table else None)
+        rows, row_users, item_index, split_codes, skipped["interactions"] = self._interactions(
+            table, split_column, item_of, dropped, item_table.name if item_table else None, features)
         known_users = list(self.fitted["user_ids"]) if self.fitted else []
         old = set(known_users)
-        user_ids = known_users + [u for u in dict.fromkeys(users) if u not in old]
+        user_ids = known_users + [u for u in dict.fromkeys(row_users) if u not in old]
         user_of = {u: i for i, u in enumerate(user_ids)}
-        user_index = torch.tensor([user_of[u] for u in users], dtype=torch.long)
+        user_index = torch.tensor([user_of[u] for u in row_users], dtype=torch.long)
 
         split = self._split(split_codes, user_index, item_index, content_row, len(user_ids))
         sizes = {name: int((split == code).sum()) for code, name in enumerate(SPLITS)}
@@ -291,11 +321,12 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         else:
             trained[item_index[split == 0]] = True
 
-        modalities = self.fitted["modalities"] if self.fitted else self._modalities(readers)
+        modalities = self.fitted["modalities"] if self.fitted else self._modalities(readers, features)
         train_rows = content_row[trained & (content_row >= 0)]  # the content of the items seen in training
-        states = self.fitted["preprocess"] if self.fitted else {
-            name: reader.fit(train_rows[~reader.missing[train_rows]]) for name, reader in readers.items()}
+        states = self.fitted["preprocess"] if self.fitted else fit_states(readers, train_rows)
         catalogue = self._catalogue(readers, states, content_row, trained, modalities)
+        user_features, user_present, user_state = self._user_features(features, user_ids, user_index[split == 0],
+                                                                      modalities)
         lines = torch.tensor(table.lines, dtype=torch.long)[torch.tensor(rows, dtype=torch.long)]
         splits, row_ids = {}, {}
         for code, name in enumerate(SPLITS):
@@ -305,26 +336,44 @@ class InteractionsManifestDataModule(InteractionsDataModule):
             known_user = users_of_split < len(known_users) if self.fitted else torch.ones_like(chosen, dtype=torch.bool)
             splits[name] = {"user": torch.where(known_user, users_of_split + 1, 0).unsqueeze(1),
                             "user_index": users_of_split, "item_index": items_of_split, "label": items_of_split.clone(),
-                            "present": catalogue["present"][items_of_split]}
+                            "present": catalogue["present"][items_of_split] & user_present[users_of_split]}
             row_ids[name] = lines[chosen]
 
         fitted = self.fitted or {
             "version": FITTED_VERSION, "kind": FITTED_KIND, "path": self.path,
             "interactions_file": str(Path(interactions).resolve()), "items": self.items,
-            "items_file": str(Path(items).resolve()) if items else None, "modalities": modalities,
+            "items_file": str(Path(items).resolve()) if items else None, "users": self.users,
+            "users_file": str(Path(users).resolve()) if users else None, "modalities": modalities,
             "user_ids": user_ids, "item_ids": catalogue_ids, "warm": trained.tolist(),
-            "columns": plan.to_state() if plan else None, "preprocess": states,
+            "columns": plan.to_state() if plan else None, "preprocess": states, "user_features": user_state,
             "options": {kind: asdict(self.options[kind]) for kind in ("image", "audio")},
         }
-        spec = self._make_spec(modalities, readers, states, len(fitted["user_ids"]) + 1, len(fitted["item_ids"]) + 1,
-                               fitted)
+        user_specs = features.specs(user_state["preprocess"]) if user_state else {}
+        spec = self._make_spec(modalities, {**{n: r.spec(states[n]) for n, r in readers.items()}, **user_specs},
+                               sorted(user_specs), len(fitted["user_ids"]) + 1, len(fitted["item_ids"]) + 1, fitted)
         cold = catalogue["cold"]
-        log.info("interactions %s: %d rows (train %d, val %d, test %d), %d users, %d items (%d cold); %s",
+        log.info("interactions %s: %d rows (train %d, val %d, test %d), %d users, %d items (%d cold); %s%s",
                  table.name, len(rows), sizes["train"], sizes["val"], sizes["test"], len(user_ids), len(catalogue_ids),
-                 int(cold.sum()), describe(plan))
+                 int(cold.sum()), describe(plan), f"; user features {sorted(user_features)}" if user_features else "")
         files = [fingerprint for reader in readers.values() for fingerprint in reader.inputs()]
-        return {"splits": splits, "catalogue": catalogue, "spec": spec.to_dict(), "user_names": user_ids,
-                "item_names": catalogue_ids, "row_ids": row_ids, "skipped": skipped, "files": json.dumps(files)}
+        return {"splits": splits, "catalogue": catalogue, "user_features": user_features, "spec": spec.to_dict(),
+                "user_names": user_ids, "item_names": catalogue_ids, "row_ids": row_ids, "skipped": skipped,
+                "files": json.dumps(files)}
+
+    def _user_features(self, features: UserFeatures | None, user_ids: list[str], trained_users: torch.Tensor,
+                       modalities: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict | None]:
+        """Each user's feature tensors (by user index), a ``[U, M]`` present mask (True but for absent
+        features) and the features' state for the checkpoint (None: the model reads none)."""
+        present = torch.ones(len(user_ids), len(modalities), dtype=torch.bool)
+        if features is None or features.plan is None:
+            return {}, present, None
+        trained = torch.zeros(len(user_ids), dtype=torch.bool)
+        trained[trained_users] = True
+        saved = self.fitted["user_features"]["preprocess"] if self.fitted else None
+        tensors, flags, states = features.tensors(features.content_rows(user_ids), trained, saved)
+        for name, flag in flags.items():
+            present[:, modalities.index(name)] = flag
+        return tensors, present, features.state(states)
 
     def _split_column(self, table: Table) -> str | None:
         column = self.split_column
@@ -344,33 +393,10 @@ class InteractionsManifestDataModule(InteractionsDataModule):
                             f"name as in the interactions table); its columns are {table.columns}")
         return table
 
-    def _item_ids(self, table: Table) -> list[str]:
-        """The item table's ids; an empty or repeated id stops the run."""
-        first: dict[str, int] = {}
-        for row, record in enumerate(table.rows):
-            key = category_key(record[self.item_column])
-            if key is None:
-                raise DataError(f"{table.name}:{table.lines[row]} has an empty {self.item_column!r} cell; give every "
-                                f"item an id (dataset.items)")
-            if key in first:
-                raise DataError(f"{table.name}:{table.lines[row]} repeats item id {key!r} of line "
-                                f"{table.lines[first[key]]}; give every item one row in the item table")
-            first[key] = row
-        return list(first)
-
-    def _first_rows(self, table: Table) -> tuple[Table, list[str]]:
-        """No item table: each item's first row of the interactions table holds its content."""
-        first: dict[str, int] = {}
-        for row, record in enumerate(table.rows):
-            key = category_key(record[self.item_column])
-            if key is not None and key not in first:
-                first[key] = row
-        rows = list(first.values())
-        view = Table(table.path, table.columns, [table.rows[r] for r in rows], [table.lines[r] for r in rows])
-        return view, list(first)
-
-    def _plan(self, content: Table, split_column: str | None, one_table: bool) -> ColumnPlan | None:
-        """The content columns' roles (None: no content), as ``dataset=manifest`` decides them."""
+    def _plan(self, content: Table, split_column: str | None, one_table: bool,
+              user_features: list[str]) -> ColumnPlan | None:
+        """The content columns' roles (None: no content), as ``dataset=manifest`` decides them;
+        ``user_features`` are the data's user feature modalities, which ``dataset.modalities`` may name."""
         if self.fitted is not None:
             if self.fitted["columns"] is None:
                 return None
@@ -389,7 +415,8 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         if clash:
             raise ConfigError(f"dataset.columns names {clash}, the id or split column(s); list only item content "
                               "columns")
-        content_wanted = None if self.wanted is None else [m for m in self.wanted if m not in ID_MODALITIES]
+        content_wanted = None if self.wanted is None else [m for m in self.wanted
+                                                           if m not in ID_MODALITIES and m not in user_features]
         if content_wanted == []:
             return None
         candidates = [c for c in content.columns if c not in ids]
@@ -397,13 +424,14 @@ class InteractionsManifestDataModule(InteractionsDataModule):
                                         for c in candidates):
             if content_wanted:
                 raise ConfigError(f"dataset.modalities={self.wanted} names content {content_wanted}, but "
-                                  f"{content.name} has no content column; its modalities are {list(ID_MODALITIES)}")
+                                  f"{content.name} has no content column; its modalities are "
+                                  f"{sorted([*ID_MODALITIES, *user_features])}")
             return None
         plan = plan_columns(content, self.columns, label_column=self.item_column,
                             split_column=split_column if one_table else None, modalities=None,
                             group_column=self.user_column if one_table else None, read_label=False)
         names = [m.name for m in plan.modalities]
-        clash = sorted(set(names) & set(RESERVED))
+        clash = sorted(set(names) & {*RESERVED, *user_features})
         if clash:
             raise DataError(f"{content.name}: content modality name(s) {clash} clash with the id modalities or batch "
                             f"keys; rename the column(s), or choose the content with dataset.columns")
@@ -411,24 +439,9 @@ class InteractionsManifestDataModule(InteractionsDataModule):
             missing = sorted(set(content_wanted) - set(names))
             if missing:
                 raise ConfigError(f"dataset.modalities={self.wanted} names {missing}, which the data lacks; its "
-                                  f"modalities are {sorted([*ID_MODALITIES, *names])}")
+                                  f"modalities are {sorted([*ID_MODALITIES, *names, *user_features])}")
             plan = ColumnPlan(tuple(m for m in plan.modalities if m.name in content_wanted), None, None, plan.ignored)
         return plan
-
-    def _reader(self, modality) -> Reader:
-        if modality.kind in ("image", "audio"):
-            return FileReader(modality, self.options[modality.kind], self.cache)
-        return READERS[modality.kind](modality, self.options[modality.kind])
-
-    def _log_cache(self, readers: dict[str, Reader]) -> None:
-        files = [r for r in readers.values() if isinstance(r, FileReader)]
-        if files:
-            hits = [r.column for r in files if r.cache_hit]
-            decoded = [r.column for r in files if not r.cache_hit]
-            where = self.cache.folder or "disabled (dataset.cache=false)"
-            log.info("data cache: %s (%s)", "; ".join(
-                part for part in (f"hit for {', '.join(hits)}" if hits else "",
-                                  f"decoded and stored {', '.join(decoded)}" if decoded else "") if part), where)
 
     def _warn_varying(self, table: Table, plan: ColumnPlan) -> None:
         """One table: log content columns whose value changes within an item (only the first row is read)."""
@@ -448,32 +461,19 @@ class InteractionsManifestDataModule(InteractionsDataModule):
                         "item's first row: pass an item table (dataset.items) or leave the column out with "
                         "dataset.columns if it describes the interaction", column, table.name, key)
 
-    def _check_content(self, content: Table, readers: dict[str, Reader],
-                       one_table: bool) -> tuple[set[int], dict | None]:
-        """Bad content rows: raise with one message, or skip them (their items and interactions)."""
-        problems = Problems(content)
-        for reader in readers.values():
-            for row, (column, reason) in reader.problems.items():
-                if not (self.allow_missing and reader.missing[row]):
-                    problems.add(row, column, reason)
-        if not problems.rows:
-            return set(), None
-        where = "item content (each item's first row): " if one_table else "item table: "
-        if self.on_error == "raise":
-            raise DataError(where + problems.message())
-        skipped = problems.skipped()
-        report_items(skipped)
-        return problems.rows, skipped
-
     def _interactions(self, table: Table, split_column: str | None, item_of: dict[str, int], dropped: set[str],
-                      items_name: str | None):
+                      items_name: str | None, features: UserFeatures | None):
         """The good interaction rows: their indices, user ids, item indices and split codes (-1: none given)."""
         problems = Problems(table)
         rows, users, items, codes = [], [], [], []
         for row, record in enumerate(table.rows):
             user, item = category_key(record[self.user_column]), category_key(record[self.item_column])
+            unusable_user = features.problem(user) if features is not None and user is not None else None
             if user is None:
                 problems.add(row, self.user_column, "empty user id")
+            elif unusable_user and not (self.allow_missing and user not in features.dropped):
+                problems.add(row, self.user_column, unusable_user)
+                user = None
             if item is None:
                 problems.add(row, self.item_column, "empty item id")
             elif item in dropped:
@@ -521,37 +521,32 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         split[moved] = 1 + (torch.rand(int(moved.sum()), generator=g) < 0.5).long()
         return split
 
-    def _modalities(self, readers: dict[str, Reader]) -> list[str]:
+    def _modalities(self, readers: dict[str, Reader], features: UserFeatures | None) -> list[str]:
         ids = ["user", "item"] if self.wanted is None or "item" in self.wanted else ["user"]
-        return sorted([*ids, *readers])
+        users = [m.name for m in features.plan.modalities] if features is not None and features.plan else []
+        return sorted([*ids, *readers, *users])
 
-    def _catalogue(self, readers: dict[str, Reader], states: dict, content_row: torch.Tensor, trained: torch.Tensor,
+    @staticmethod
+    def _catalogue(readers: dict[str, Reader], states: dict, content_row: torch.Tensor, trained: torch.Tensor,
                    modalities: list[str]) -> dict[str, torch.Tensor]:
-        count = len(content_row)
-        has_row = content_row >= 0
-        catalogue: dict[str, torch.Tensor] = {}
-        present = {"user": torch.ones(count, dtype=torch.bool), "item": torch.ones(count, dtype=torch.bool)}
-        for name, reader in readers.items():
-            data = reader.tensor(states[name])
-            data[reader.missing] = 0
-            full = torch.zeros(count, *data.shape[1:], dtype=data.dtype)
-            full[has_row] = data[content_row[has_row]]
-            catalogue[name] = full
-            present[name] = has_row.clone()
-            present[name][has_row] = ~reader.missing[content_row[has_row]]
+        """The item catalogue (``mmrun.data.interactions``); its present mask is True for user-side modalities."""
+        catalogue, flags = gather(readers, states, content_row)
         if "item" in modalities:
-            catalogue["item"] = torch.where(trained, torch.arange(1, count + 1), 0).unsqueeze(1)
-        catalogue["present"] = torch.stack([present[m] for m in modalities], 1)
+            catalogue["item"] = torch.where(trained, torch.arange(1, len(content_row) + 1), 0).unsqueeze(1)
+        catalogue["present"] = torch.stack([flags.get(m, torch.ones(len(content_row), dtype=torch.bool))
+                                            for m in modalities], 1)
         catalogue["cold"] = ~trained
         return catalogue
 
-    def _make_spec(self, modalities: list[str], readers: dict[str, Reader], states: dict, user_vocab: int,
-                   item_vocab: int, fitted: dict) -> DataSpec:
+    @staticmethod
+    def _make_spec(modalities: list[str], content: dict[str, ModalitySpec], user_features: list[str],
+                   user_vocab: int, item_vocab: int, fitted: dict) -> DataSpec:
+        """The data spec: the id modalities, and the item content and user features (``content``)."""
         shapes = {"user": ModalitySpec("user", "categorical", (1,), vocab_size=user_vocab),
-                  "item": ModalitySpec("item", "categorical", (1,), vocab_size=item_vocab),
-                  **{name: reader.spec(states[name]) for name, reader in readers.items()}}
+                  "item": ModalitySpec("item", "categorical", (1,), vocab_size=item_vocab), **content}
         return DataSpec(tuple(shapes[m] for m in modalities), "recommendation", 0,
-                        extra={"recommendation": {"user": "user", "item": "item" if "item" in modalities else None},
+                        extra={"recommendation": {"user": "user", "item": "item" if "item" in modalities else None,
+                                                  "user_features": user_features},
                                "fitted": fitted})
 
 
@@ -582,21 +577,3 @@ def describe(plan: ColumnPlan | None) -> str:
         return "no item content (ids only)"
     return "item content: " + ", ".join(f"{m.kind} {m.columns[0]!r}" if m.kind in ("image", "audio", "text")
                                         else f"{m.kind} {list(m.columns)}" for m in plan.modalities)
-
-
-def report_items(skipped: dict) -> None:
-    """Log how many item rows a run skips and list them in the run folder's ``skipped_items.csv``."""
-    folder = run_folder()
-    where = ""
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / SKIPPED_ITEMS
-        temporary = folder / f".{SKIPPED_ITEMS}.{os.getpid()}.tmp"
-        with temporary.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(skipped["header"])
-            writer.writerows(skipped["rows"])
-        os.replace(temporary, target)
-        where = f"; listed in {target}"
-    log.warning("skipped %d bad item row(s) of %d in %s%s", len(skipped["rows"]), skipped["total"], skipped["table"],
-                where)

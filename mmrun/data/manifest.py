@@ -60,7 +60,7 @@ from mmrun.data import labels as label_rules
 from mmrun.data.cache import TensorCache, default_cache_dir
 from mmrun.data.columns import ColumnPlan, plan_columns
 from mmrun.data.infer import infer_file_options
-from mmrun.data.modalities import CategoricalReader, FileReader, Reader, TabularReader, TextReader
+from mmrun.data.modalities import Reader, log_cache, make_reader
 from mmrun.data.prepared import PreparedCache, PreparedManifest
 from mmrun.data.preprocess import make_options
 from mmrun.data.preprocess.audio import AudioOptions
@@ -80,7 +80,6 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
                "dev": "val", "test": "test", "testing": "test"}
 OPTION_TYPES = {"image": ImageOptions, "audio": AudioOptions, "text": TextOptions, "tabular": TabularOptions,
                 "categorical": CategoricalOptions, "augment": AugmentOptions}
-READERS = {"text": TextReader, "tabular": TabularReader, "categorical": CategoricalReader}
 
 
 def plain(value: Any) -> Any:
@@ -231,10 +230,10 @@ class ManifestDataModule(TensorDataModule):
         if self.fitted is None:
             train_rows = [i for i, split in enumerate(split_of) if split == "train"]
             self.options = infer_file_options(self.options, table, plan.modalities, train_rows)
-        readers = {m.name: self._reader(m) for m in plan.modalities}
+        readers = {m.name: make_reader(m, self.options[m.kind], self.cache) for m in plan.modalities}
         for reader in readers.values():
             reader.read(table)
-        self._log_cache(readers)
+        log_cache(readers, self.cache)
         present = self._check_modalities(table, readers, problems)
 
         kind, classes = self._label_kind_and_classes(table, plan, split_of, problems)
@@ -299,23 +298,6 @@ class ManifestDataModule(TensorDataModule):
                 )
             group = None  # predictions need no groups: every row its own item
         return ColumnPlan(plan.modalities, plan.label if self.labels_required else None, split, group=group)
-
-    def _reader(self, modality) -> Reader:
-        if modality.kind in ("image", "audio"):
-            return FileReader(modality, self.options[modality.kind], self.cache)
-        return READERS[modality.kind](modality, self.options[modality.kind])
-
-    def _log_cache(self, readers: dict[str, Reader]) -> None:
-        files = [r for r in readers.values() if isinstance(r, FileReader)]
-        if not files:
-            return
-        where = self.cache.folder or "disabled (dataset.cache=false)"
-        hits = [r.column for r in files if r.cache_hit]
-        if len(hits) == len(files):
-            log.info("data cache hit for %s: nothing decoded (%s)", ", ".join(hits), where)
-        else:
-            decoded = [r.column for r in files if not r.cache_hit]
-            log.info("data cache miss for %s: decoded and stored (%s)", ", ".join(decoded), where)
 
     def _labels(self, table: Table, plan: ColumnPlan, kind: str, classes: list[str],
                 problems: Problems) -> torch.Tensor:

@@ -21,6 +21,7 @@ unknown (see ``mmrun.data.preprocess.tabular``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 import torch
@@ -31,6 +32,8 @@ from mmrun.data.files import decode_column
 from mmrun.data.preprocess import audio, image, tabular, text
 from mmrun.data.spec import ModalitySpec
 from mmrun.data.table import Table
+
+log = logging.getLogger("mmrun")
 
 
 class Reader:
@@ -165,3 +168,27 @@ class CategoricalReader(Reader):
     def spec(self, state: dict) -> ModalitySpec:
         return ModalitySpec(self.modality.name, "categorical", (len(self.modality.columns),),
                             vocab_size=tabular.categorical_vocab_size(state))
+
+
+READERS = {"text": TextReader, "tabular": TabularReader, "categorical": CategoricalReader}
+
+
+def make_reader(modality: Modality, options, cache: TensorCache) -> Reader:
+    """The reader of ``modality``'s kind; image and audio files go through ``cache``."""
+    if modality.kind in ("image", "audio"):
+        return FileReader(modality, options, cache)
+    return READERS[modality.kind](modality, options)
+
+
+def log_cache(readers: dict[str, Reader], cache: TensorCache) -> None:
+    """One log line: which file columns the data cache held, and which were decoded and stored."""
+    files = [r for r in readers.values() if isinstance(r, FileReader)]
+    if not files:
+        return
+    where = cache.folder or "disabled (dataset.cache=false)"
+    hits = [r.column for r in files if r.cache_hit]
+    if len(hits) == len(files):
+        log.info("data cache hit for %s: nothing decoded (%s)", ", ".join(hits), where)
+    else:
+        decoded = [r.column for r in files if not r.cache_hit]
+        log.info("data cache miss for %s: decoded and stored (%s)", ", ".join(decoded), where)

@@ -1,7 +1,8 @@
 """``task=recommendation``: a two-tower recommender over users and an item catalogue with content.
 
-The user side (``task.user``: the user id, and any user modalities) and the item side
-(``task.item``: the item id and content such as a title, an image, numbers) are each fused,
+The user side (``task.user``: the user id and the user features, such as an age or a
+country) and the item side (``task.item``: the item id and content such as a title, an image,
+numbers) are each fused,
 projected and L2-normalised (``mmrun.tasks.two_tower``). Training is the in-batch sampled
 softmax of two-tower recommenders (Yi et al., "Sampling-Bias-Corrected Neural Modeling for
 Large Corpus Item Recommendations", RecSys 2019): each interaction's item against the batch's
@@ -47,8 +48,9 @@ class RecommendationTask(TwoTowerTask):
     Args:
         spec, dims, fusion: see ``mmrun.tasks.base``.
         type: ``recommendation``.
-        user: the user side's modalities (names or kinds); default the user id.
-        item: the item side's modalities; null = every other modality of the data.
+        user: the user side's modalities (names or kinds); null = the user id and every user
+            feature of the data.
+        item: the item side's modalities; null = every modality of the data but the user's.
         embed_dim: width of the shared embedding.
         temperature, max_scale: the softmax's learned logit scale (start 1/temperature, ceiling).
         id_dropout: the rate at which training rows see the unknown item id (only when the item
@@ -61,7 +63,7 @@ class RecommendationTask(TwoTowerTask):
     monitor, monitor_mode = "val/ndcg@10", "max"
 
     def __init__(self, spec: DataSpec, dims: dict[str, int], fusion: DictConfig, type: str = "recommendation",
-                 user: list[str] = ("user",), item: list[str] | None = None, embed_dim: int = 64,
+                 user: list[str] | None = None, item: list[str] | None = None, embed_dim: int = 64,
                  temperature: float = 0.07, max_scale: float = 100.0, id_dropout: float = 0.5, k: int = 10,
                  recall_k: int = 20, rankings_top_k: int = 10) -> None:
         check_interactions(spec)
@@ -69,9 +71,14 @@ class RecommendationTask(TwoTowerTask):
             raise ConfigError(f"task.type={type} does not fit task=recommendation; leave it at recommendation")
         if not 0.0 <= id_dropout < 1.0:
             raise ConfigError(f"task.id_dropout={id_dropout} must be a rate in [0, 1)")
-        super().__init__(spec, dims, fusion, {"query": user, "target": item_side(user, item, spec)},
+        super().__init__(spec, dims, fusion, {"query": user_side(user, spec), "target": item_side(user, item, spec)},
                          {"query": "task.user", "target": "task.item"}, embed_dim, ("users", "user_index", "item_index"),
                          rankings_top_k)
+        features = set(user_features(spec))
+        misplaced = sorted((set(self.sides["query"]) - {"user"} - features) | (set(self.sides["target"]) & features))
+        if misplaced:
+            raise ConfigError(f"{misplaced} on the wrong side: task.user reads the user id and user features "
+                              f"({sorted(features) or 'none in this data'}), task.item the item id and item content")
         self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
         self.item_id = spec.extra["recommendation"].get("item")
         # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
@@ -81,7 +88,8 @@ class RecommendationTask(TwoTowerTask):
         self.encode_batch_size = 1024
         self.items: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (embeddings, valid)
         self.catalogue: dict[str, torch.Tensor] = {}
-        self.catalogue_dtype: torch.dtype | None = None
+        self.user_features: dict[str, torch.Tensor] = {}
+        self.resident: tuple[torch.device, torch.dtype] | None = None  # where catalogue and features are
         self.history: dict[str, torch.Tensor] = {}  # split -> [N, 2] (user index, item index)
         self.scored = {"val": "val", "test": "test"}
         self.names: dict[str, list] = {}
@@ -89,13 +97,16 @@ class RecommendationTask(TwoTowerTask):
     @classmethod
     def modalities_read(cls, task_cfg, spec):
         check_interactions(spec)
-        user = task_cfg.get("user", ["user"])
-        names = set(resolve_side(user, spec, "task.user")) | set(item_side(user, task_cfg.get("item"), spec))
+        user = task_cfg.get("user")
+        names = set(user_side(user, spec)) | set(item_side(user, task_cfg.get("item"), spec))
         return [n for n in spec.modality_names if n in names]
 
     # ----------------------------------------------------------------- data
     def attach_data(self, datamodule, split: str = "test") -> None:
         self.catalogue = dict(datamodule.catalogue)
+        self.user_features = {name: datamodule.user_features[name] for name in self.sides["query"]
+                              if name in datamodule.user_features}
+        self.resident = None
         self.encode_batch_size = datamodule.eval_batch_size
         self.history = {name: torch.stack([rows["user_index"], rows["item_index"]], 1).cpu()
                         for name, rows in datamodule.splits.items()}
@@ -104,12 +115,14 @@ class RecommendationTask(TwoTowerTask):
                       "item": list(getattr(datamodule, "item_names", []) or [])}
 
     def _catalogue(self, device: torch.device) -> dict[str, torch.Tensor]:
-        """The catalogue on ``device``, floating content in the model's dtype (moved once, kept)."""
+        """The catalogue on ``device``, floating content in the model's dtype; the user features
+        move with it (moved once, kept)."""
         dtype = self.projections["target"].weight.dtype
-        if self.catalogue and (self.catalogue["present"].device != device or self.catalogue_dtype is not dtype):
-            self.catalogue = {key: value.to(device, dtype=dtype if value.is_floating_point() else None)
-                              for key, value in self.catalogue.items()}
-            self.catalogue_dtype = dtype
+        if self.catalogue and self.resident != (device, dtype):
+            self.catalogue, self.user_features = (
+                {key: value.to(device, dtype=dtype if value.is_floating_point() else None) for key, value in part.items()}
+                for part in (self.catalogue, self.user_features))
+            self.resident = (device, dtype)
         return self.catalogue
 
     def prepare_batch(self, batch):
@@ -118,7 +131,8 @@ class RecommendationTask(TwoTowerTask):
                               "interactions dataset (dataset=interactions)")
         catalogue = self._catalogue(batch["item_index"].device)
         batch = {**batch, **{name: catalogue[name].index_select(0, batch["item_index"])
-                             for name in self.sides["target"]}}
+                             for name in self.sides["target"]},
+                 **{name: values.index_select(0, batch["user_index"]) for name, values in self.user_features.items()}}
         if self.training and self.item_id in batch and self.id_dropout > 0:
             dropped = torch.rand(batch[self.item_id].shape[0], 1, device=batch[self.item_id].device) < self.id_dropout
             batch[self.item_id] = batch[self.item_id].masked_fill(dropped, 0)
@@ -209,11 +223,22 @@ class RecommendationTask(TwoTowerTask):
         write_user_rankings(path, self.rankings, self.names)
 
 
+def user_features(spec: DataSpec) -> list[str]:
+    """The data's user feature modalities (``mmrun.data.user_features``)."""
+    return list(spec.extra["recommendation"].get("user_features", []))
+
+
+def user_side(user: Any, spec: DataSpec) -> list[str]:
+    """The user side: as configured (names or kinds), or the user id and every user feature."""
+    return resolve_side(["user", *user_features(spec)] if user is None else user, spec, "task.user")
+
+
 def item_side(user: Any, item: Any, spec: DataSpec) -> list[str]:
-    """The item side: as configured (names or kinds), or every modality not on the user side."""
+    """The item side: as configured (names or kinds), or every modality that is neither on the
+    user side nor a user feature."""
     if item is not None:
         return resolve_side(item, spec, "task.item")
-    users = set(resolve_side(user, spec, "task.user"))
+    users = set(user_side(user, spec)) | set(user_features(spec))
     return [name for name in spec.modality_names if name not in users]
 
 

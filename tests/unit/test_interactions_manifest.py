@@ -56,7 +56,8 @@ def test_contract_keys_shapes_dtypes_and_ids(tmp_path):
     interactions, items = tables(tmp_path)
     dm = build(interactions, items)
     spec = dm.spec
-    assert spec.task == "recommendation" and spec.extra["recommendation"] == {"user": "user", "item": "item"}
+    assert spec.task == "recommendation"
+    assert spec.extra["recommendation"] == {"user": "user", "item": "item", "user_features": []}
     assert [(m.name, m.kind) for m in spec.modalities] == [
         ("categorical", "categorical"), ("item", "categorical"), ("tabular", "tabular"), ("title", "text"),
         ("user", "categorical")]
