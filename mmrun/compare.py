@@ -1,8 +1,9 @@
 """`mmrun compare DIR [DIR ...] [group_by=[k,...]] [metric=val/x] [mode=max|min] [output=DIR]`.
 
 Builds the sweep comparison report for any set of run or sweep folders. It reads only what
-runs leave behind (metrics.json, metrics.csv, .hydra/*.yaml), never a checkpoint, so it is
-fast and works on folders copied from a cluster. Imports neither torch nor Lightning.
+runs leave behind (metrics.json, metrics.csv, .hydra/*.yaml, and robustness.json and
+contribution.json where the runs ran the analysis), never a checkpoint, so it is fast and
+works on folders copied from a cluster. Imports neither torch nor Lightning.
 """
 
 from __future__ import annotations

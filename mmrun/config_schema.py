@@ -149,6 +149,21 @@ BATCH_SIZE = number("(0, inf)", 64, whole=True)
 MONITOR = text("val/acc")
 THREADS = AUTO | POSITIVE_INT  # mmrun.threads: auto shares the cores among the processes that run at once
 
+
+def _levels(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) >= 2 and all(map(UNIT.accepts, value)) and value[0] == 0
+            and value == sorted(set(value)))
+
+
+# +analysis=robustness|contribution|all (conf/analysis/), on mmrun train and mmrun eval
+ANALYSIS: dict[str, Rule | Depends] = {
+    **dict.fromkeys(["analysis.robustness", "analysis.contribution"], BOOL),
+    "analysis.levels": Rule(_levels, "increasing levels in [0, 1] starting at 0", [0.0, 0.5, 1.0]),
+    "analysis.repeats": POSITIVE_INT,
+    "analysis.seed": SEED,
+    "analysis.baseline": PATH,
+}
+
 TRAIN: dict[str, Rule | Depends] = {
     # primary config
     "seed": SEED,
@@ -156,6 +171,8 @@ TRAIN: dict[str, Rule | Depends] = {
     "monitor_mode": MONITOR_MODE,
     "model.compile": BOOL,
     "model.channels_last": BOOL,
+    "model.modality_dropout": number("[0, 1)", 0.3, what="a rate"),
+    "model.modality_dropout.*": number("[0, 1)", 0.3, what="a rate"),
     "baseline": choice("auto", "none"),
     "resume": PATH,
     "progress": choice("auto", "rich", "plain"),
@@ -315,6 +332,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "logger.*.log_model": BOOL | choice("all"),
     "logger.*.save_dir": text("outputs/my-run"),  # default: ${mmrun.run_path:}, the run folder
     **dict.fromkeys(["logger.wandb.offline", "logger.tensorboard.default_hp_metric"], BOOL),
+    **ANALYSIS,
 }
 
 # mmrun eval: its own keys, and the dataset keys it may change (null = the checkpoint's value).
@@ -324,9 +342,10 @@ EVAL: dict[str, Rule | Depends] = {
     "batch_size": nullable(BATCH_SIZE),
     "accelerator": ACCELERATOR,
     "threads": THREADS,
-    **{key: nullable(TRAIN[key]) for key in ("dataset.path", "dataset.items",
+    **{key: nullable(TRAIN[key]) for key in ("dataset.path", "dataset.items", "dataset.users",
                                              "dataset.on_error", "dataset.allow_missing", "dataset.cache",
                                              "dataset.cache_dir", "dataset.cache_check")},
+    **ANALYSIS,
 }
 
 # mmrun predict takes eval's keys (conf/predict.yaml composes conf/eval.yaml).

@@ -40,3 +40,7 @@ class TrainingDiverged(MmrunError):
             f"(e.g. by 10x), set trainer.gradient_clip_val=1.0, or check the data for NaN or huge values"
         )
         self.epoch, self.step = epoch, step
+
+
+class AnalysisError(MmrunError):
+    """An analysis of a checkpoint (``+analysis=...``) cannot run as asked (task, baseline, options)."""

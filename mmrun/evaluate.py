@@ -1,5 +1,8 @@
 """`mmrun eval`: rebuild a model from a checkpoint's own config and score it on a split.
 
+With ``+analysis=robustness|contribution|all`` the same model and split are then analysed
+(``mmrun.analysis``): robustness and contribution files beside eval_metrics.json.
+
 The checkpoint, data and trainer come from ``mmrun.predict.Scoring`` (shared with ``mmrun
 predict``), here with labels required: eval adds the metrics to the predictions.
 """
@@ -19,6 +22,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from mmrun.predict import Scoring
     from mmrun.report import metrics_table, print_table, write_json
 
+    if cfg.get("analysis"):
+        from mmrun.analysis.run import selected
+
+        selected(cfg.analysis)  # a mistake in the analysis options is refused before scoring
     scoring = Scoring.open(cfg, "eval", labels_required=True)
     split = scoring.split
     # The model logs under "test/"; rename to the evaluated split.
@@ -39,4 +46,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     )
     print_table(metrics_table(f"mmrun eval ({split} split)", {split: metrics}))
     log.info("eval metrics and %s written to %s", outputs.name, scoring.run_dir)
+    if cfg.get("analysis"):
+        from mmrun.analysis.run import analyse
+
+        analyse(cfg.analysis, scoring.model, scoring.tensors, scoring.run_dir, scoring.loader.batch_size, split,
+                scoring.trainer.precision_plugin.forward_context)
     return metrics

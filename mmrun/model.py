@@ -1,8 +1,10 @@
 """The LightningModule: one encoder per modality, then the task family (``mmrun.tasks``).
 
-The whole training step is here: encode every modality the task reads, hand the encoded
-modalities and the batch to the task (fusion, heads, embeddings), take the task's loss and
-update its on-device metrics (computed and synchronised across ranks once per epoch).
+The whole training step is here: let the task prepare the batch, drop whole modalities of
+training samples (``model.modality_dropout``, ModDrop), encode every modality the task reads,
+hand the encoded modalities and the batch to the task (fusion, heads, embeddings), take the
+task's loss and update its on-device metrics (computed and synchronised across ranks once per
+epoch).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from mmrun.components import build
 from mmrun.data.spec import DataSpec
 from mmrun.errors import CheckpointError, ConfigError
+from mmrun.modality_dropout import build_modality_dropout
 
 CHECKPOINT_KEY = "mmrun"
 # 2: the task family owns fusion and head (weights under "task."); 1: they sat on the module.
@@ -103,6 +106,9 @@ class MultimodalModule(pl.LightningModule):
         dims = {name: self.encoders[name].out_dim for name in self.modalities}
         self.task = build(task_cfg, "task", spec=spec, dims=dims, fusion=cfg.fusion)
         options = cfg.get("model") or {}
+        # After prepare_batch, so that recommendation's item content is covered too; eval mode: a no-op.
+        self.modality_dropout = build_modality_dropout(options.get("modality_dropout", 0.0),
+                                                       self.task.modality_groups(self.modalities), spec.modality_names)
         self.channels_last = [m.name for m in used if m.kind == "image"] if options.get("channels_last") else []
         if self.channels_last:  # 4-D conv weights in NHWC; image batches follow in forward
             self.to(memory_format=torch.channels_last)
@@ -118,7 +124,7 @@ class MultimodalModule(pl.LightningModule):
         return {name: self.encoders[name](batch[name]) for name in self.modalities if name in batch}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
-        batch = self.task.prepare_batch(batch)
+        batch = self.modality_dropout(self.task.prepare_batch(batch))
         return self.task(self.encode(batch), batch)
 
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
@@ -153,7 +159,7 @@ class MultimodalModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.task.epoch_metrics("test"))
 
-    def train(self, mode: bool = True) -> "MultimodalModule":
+    def train(self, mode: bool = True) -> MultimodalModule:
         super().train(mode)
         for name in self.frozen:  # frozen encoders keep BatchNorm statistics and dropout fixed
             self.encoders[name].eval()

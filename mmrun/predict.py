@@ -96,6 +96,9 @@ def no_rows(split: str) -> str:
 
 def run(cfg: DictConfig) -> None:
     """Predict ``cfg.split`` of the checkpoint's data (every row of ``dataset.path``): the task's outputs file."""
+    if cfg.get("analysis"):
+        raise ConfigError("mmrun predict reads no labels, so it cannot analyse; use mmrun eval ckpt_path=... "
+                          "+analysis=...")
     scoring = Scoring.open(cfg, "predict", labels_required=False)
     path = scoring.write_outputs()
     log.info("%s for %d rows (split=%s) written to %s", path.stem, len(scoring.row_ids), scoring.split, path)

@@ -1,4 +1,5 @@
-"""`mmrun train`: compose -> build -> fit -> test the best checkpoint -> metrics.json."""
+"""`mmrun train`: compose -> build -> fit -> test the best checkpoint -> metrics.json
+(-> with ``+analysis=...``, the analysis of the best checkpoint: ``mmrun.analysis``)."""
 
 from __future__ import annotations
 
@@ -196,6 +197,18 @@ def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
     return float(suggestion)
 
 
+def analyse_best(cfg: DictConfig, parts: RunParts, best_path: str, run_dir: Path) -> None:
+    """``+analysis=...``: analyse the best checkpoint (as ``mmrun eval`` would) on the test split, in the run folder."""
+    from mmrun.analysis.run import analyse
+    from mmrun.checkpoint import load_checkpoint, model_from_checkpoint
+    from mmrun.eval_data import split_tensors
+
+    model = model_from_checkpoint(load_checkpoint(best_path), best_path) if best_path else parts.model
+    tensors, _ = split_tensors(parts.datamodule, "test")
+    analyse(cfg.analysis, model.to(parts.trainer.strategy.root_device), tensors, run_dir,
+            parts.datamodule.eval_batch_size, "test", parts.trainer.precision_plugin.forward_context)
+
+
 def run(cfg: DictConfig) -> float | None:
     """Train one model as configured and return the best monitored validation value.
 
@@ -212,6 +225,10 @@ def run(cfg: DictConfig) -> float | None:
     baseline_choice = cfg.get("baseline", "auto")
     if baseline_choice not in ("auto", "none"):
         raise ConfigError(f"baseline={baseline_choice} must be auto (a classical baseline in every run) or none")
+    if cfg.get("analysis"):
+        from mmrun.analysis.run import selected
+
+        selected(cfg.analysis)  # a mistake in the analysis options is refused before training
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = [o for o in HydraConfig.get().overrides.task if override_key(o) != "resume"]
     progress = outcome.Progress()
@@ -316,5 +333,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             warning = below_baseline(test, baseline, cfg.monitor_mode)
             if warning:
                 log.warning(warning)
+        if cfg.get("analysis"):
+            analyse_best(cfg, parts, best_path, run_dir)
         log.info("run folder: %s", run_dir)
     return tracker.best.get(cfg.monitor)

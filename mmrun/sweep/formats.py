@@ -2,7 +2,9 @@
 
 The terminal table holds the essential columns (rank, settings, metric, seeds, test metric,
 a short paired test, beats baseline) and fits a 100-column terminal; the CI, parameters,
-time, memory and the long test description are in comparison.md and comparison.csv.
+time, memory and the long test description are in comparison.md and comparison.csv. When the
+runs ran the analysis, its columns (``mmrun.sweep.analysis``: relative robustness, largest
+Shapley share) follow in comparison.md and .csv, and in a second terminal table of seed means.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from mmrun.sweep.analysis import Measure
 from mmrun.sweep.stats import ALPHA
 from mmrun.sweep.table import Comparison, Reference, Row
 
@@ -25,6 +28,8 @@ REPEATS_FIELD = "repeats set aside"
 TERMINAL_KEY = (f"vs best: paired test against the best over shared seeds (*: p < {ALPHA}; ns: not significant; "
                 f"n/a: < 2 shared seeds)")
 TERMINAL_MORE = "CI, parameters, time and memory: comparison.md and .csv"
+ANALYSIS_KEY = ("mean over seeds (± std and 95% CI: comparison.md and .csv); worst: the least robust modality, "
+                "with how many seeds agree when they differ")
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -64,6 +69,17 @@ def _setting(value: str) -> str:
     except ValueError:
         return value
     return value if value.lstrip("-").isdigit() else f"{number:.4g}"
+
+
+def _measure(row: Row, measure: Measure, short: bool = False) -> str:
+    """An analysis measure of a row: ``mean ± std (modality)``, or ``mean modality`` in short."""
+    found = row.analysis.measures.get(measure.title) if row.analysis else None
+    if found is None:
+        return ""
+    value = _number(found.seeds.mean, 3) if short else _mean_std(found.seeds)
+    if found.modality is None:
+        return value
+    return f"{value} {found.modality}" if short else f"{value} ({found.modality})"
 
 
 def _beats(row: Row) -> str:
@@ -128,7 +144,17 @@ def columns(comparison: Comparison, terminal: bool = False) -> list[Column]:
     ]
     if comparison.baseline:
         every.append(Column("beats baseline", _beats))
+    every += [Column(m.title, lambda row, m=m: _measure(row, m), terminal=False) for m in comparison.measures]
     return [column for column in every if (column.terminal if terminal else column.file)]
+
+
+def analysis_columns(comparison: Comparison) -> list[Column]:
+    """The columns of the terminal's analysis table: rank, settings, each measure in short."""
+    return [
+        Column("rank", lambda row: str(row.rank)),
+        *(Column(key, lambda row, key=key: _setting(row.settings[key]), numeric=False) for key in comparison.group_by),
+        *(Column(m.short, lambda row, m=m: _measure(row, m, short=True)) for m in comparison.measures),
+    ]
 
 
 def cells(row: Row, comparison: Comparison, terminal: bool = False) -> list[str]:
@@ -183,6 +209,10 @@ def write_csv(comparison: Comparison, path: Path) -> None:
     reference = comparison.baseline
     if reference:
         fields += ["beats baseline", f"baseline {m} mean", "reference"]
+    measures = comparison.measures
+    for measure in measures:
+        fields += [f"{measure.title} {stat}" for stat in ("mean", "std", "ci95 low", "ci95 high")]
+        fields += [f"{measure.title} modality"] if measure.modality else []
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(fields)
@@ -200,6 +230,8 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 values.append(_folders(row.repeats))
             if reference:
                 values += [_beats(row), row.baseline, ""]
+            for measure in measures:
+                values += _measure_fields(row, measure)
             writer.writerow(["" if v is None else v for v in values])
         if reference:  # not ranked: no rank, no test
             s, ts = reference.metric, reference.test_metric
@@ -208,8 +240,23 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 s and s.mean, s and s.std, "", "", s.n if s else 0, ts and ts.mean, ts and ts.std,
                 "", reference.time_s, "", "", "", "", "", _folders(reference.runs),
                 *([""] if repeats else []), "", "", reference.label,
+                *("" for measure in measures for _ in range(4 + bool(measure.modality))),
             ]
             writer.writerow(["" if v is None else v for v in values])
+
+
+def _analysis_metrics(comparison: Comparison, shape: str) -> str:
+    """The metrics the runs' analyses measured, each written as ``shape`` (``"`{}`"``)."""
+    metrics = sorted({row.analysis.metric for row in comparison.rows if row.analysis and row.analysis.metric})
+    return ", ".join(shape.format(metric) for metric in metrics) or "their metric"
+
+
+def _measure_fields(row: Row, measure: Measure) -> list[Any]:
+    """A measure's CSV fields: mean, std, CI and (for measures about one modality) the modality."""
+    found = row.analysis.measures.get(measure.title) if row.analysis else None
+    s = found.seeds if found else None
+    values: list[Any] = [s and s.mean, s and s.std, s and s.ci_low, s and s.ci_high]
+    return values + ([found and found.modality] if measure.modality else [])
 
 
 def _folders(runs) -> str:
@@ -242,6 +289,14 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
             f"its train time is the baseline's own. "
             f"*beats baseline* compares each configuration's mean with the baseline fitted on its runs' data."
         )
+    if measures := comparison.measures:
+        lines[-2] += (
+            f" The last {len(measures)} columns come from the analysis each job ran (robustness.json, "
+            f"contribution.json; {_analysis_metrics(comparison, '`{}`')}), mean ± std over "
+            f"seeds: relative robustness with one modality missing or noisy at a time, the mean over "
+            f"modalities and the worst modality (named; `audio 2/3`: the seeds disagree), and the largest share "
+            f"of the Shapley value of one modality; `comparison_robustness.png` draws the mean curves."
+        )
     shown = columns(comparison)
     lines.append("| " + " | ".join(column.title for column in shown) + " |")
     lines.append("|" + "|".join("---:" if column.numeric else "---" for column in shown) + "|")
@@ -273,10 +328,22 @@ def rich_table(comparison: Comparison, title: str) -> Table:
     at spaces, and the settings columns take the rest of the width, folding a value too long
     for it onto the next line rather than cutting it.
     """
-    table = Table(title=title, title_justify="left", caption=_caption(comparison), caption_justify="left")
-    rows = [cells(row, comparison, terminal=True) for row in comparison.rows]
     reference = reference_cells(comparison.baseline, comparison, terminal=True) if comparison.baseline else None
-    for i, column in enumerate(columns(comparison, terminal=True)):
+    return _rich(comparison, columns(comparison, terminal=True), title, _caption(comparison), reference)
+
+
+def analysis_table(comparison: Comparison) -> Table:
+    """The analysis measures for the terminal, one row per configuration in rank order."""
+    title = f"relative robustness and modality contribution ({_analysis_metrics(comparison, '{}')})"
+    return _rich(comparison, analysis_columns(comparison), title, ANALYSIS_KEY)
+
+
+def _rich(comparison: Comparison, shown: list[Column], title: str, caption: str,
+          reference: list[str] | None = None) -> Table:
+    """A terminal table of ``shown`` columns (``rich_table``), with the reference row's cells last."""
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    rows = [[column.cell(row) for column in shown] for row in comparison.rows]
+    for i, column in enumerate(shown):
         wrapped = [column.title] + ([reference[i]] if reference else [])
         width = _one_line_width([values[i] for values in rows], wrapped) if column.numeric else None
         table.add_column(column.title, justify="right" if column.numeric else "left", overflow="fold", width=width)

@@ -1,4 +1,5 @@
-"""Figures of a comparison: the ranked bars, the learning curves and the search history.
+"""Figures of a comparison: the ranked bars, the learning curves, the robustness curves and the
+search history.
 
 Figures are drawn with matplotlib's object API (``Figure``), never ``pyplot``: no global
 state, no display backend, safe inside a Hydra callback or a worker process.
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 MAX_LABEL = 48
 LEGEND_ROWS = 24  # entries per legend column, so that a long legend stays within the figure's height
+ROBUSTNESS_AXES = {"missing": "p: fraction of samples without the modality", "noise": "p: noise level (× the data's spread)"}
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -132,6 +134,34 @@ def learning_curves_png(comparison: Comparison, path: Path) -> Figure:
                    fontsize=9)
     if lengths:
         _legend(figure, len(lengths))
+    figure.savefig(path)
+    return figure
+
+
+def robustness_png(comparison: Comparison, path: Path) -> Figure:
+    """The analysis's mean curves: the metric against p with one modality missing (left) or noisy
+    (right) at a time, averaged over modalities, then seeds (``mmrun.sweep.analysis``); one line
+    per configuration, colours as in comparison.png. Returns the figure, after saving it."""
+    from mmrun.sweep.analysis import CONDITIONS
+
+    figure = _figure(11.0, 4.2)
+    panels = dict(zip(CONDITIONS, figure.subplots(1, len(CONDITIONS), sharey=True)))
+    metrics, drawn = set(), 0
+    for row, colour in zip(comparison.rows, palette(len(comparison.rows))):
+        if row.analysis is None or not row.analysis.curves:
+            continue
+        metrics.add(row.analysis.metric)
+        drawn += 1
+        for condition, points in row.analysis.curves.items():
+            panels[condition].plot([p for p, _ in points], [v for _, v in points], color=colour, marker="o",
+                                   markersize=3, linewidth=1.4, label=_name(row) if condition == CONDITIONS[0] else None)
+    for condition, axes in panels.items():
+        axes.set_xlabel(ROBUSTNESS_AXES[condition])
+        axes.set_title(f"one modality at a time: {condition}", fontsize=9)
+    figure.suptitle("the metric as each modality degrades (mean over modalities, then seeds)", fontsize=9)
+    panels[CONDITIONS[0]].set_ylabel(", ".join(sorted(metrics)))
+    if drawn:
+        _legend(figure, drawn)
     figure.savefig(path)
     return figure
 

@@ -1,8 +1,9 @@
 """Write a comparison report for run or sweep folders and print its table.
 
 Files in ``output``: comparison.csv, comparison.md, comparison.png, learning_curves.png,
-and for an Optuna search also optimisation_history.png with the best parameters in the
-Markdown. Used by the end-of-multirun callback and by ``mmrun compare``.
+comparison_robustness.png when the runs ran the analysis (``mmrun.sweep.analysis``), and for
+an Optuna search also optimisation_history.png with the best parameters in the Markdown. Used
+by the end-of-multirun callback and by ``mmrun compare``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mmrun.sweep.table import Comparison, build
 
 OPTUNA_RESULTS = "optimization_results.yaml"  # written by hydra-optuna-sweeper at the sweep root
 OFF_TERMINAL_WIDTH = 100
+ROBUSTNESS_PNG = "comparison_robustness.png"
 
 
 def write_report(folders: list[Path], output: Path, group_by: list[str] | None = None, metric: str | None = None,
@@ -34,11 +36,17 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
     (output / "comparison.md").write_text(formats.markdown(comparison, sections))
     plots.comparison_png(comparison, output / "comparison.png")
     plots.learning_curves_png(comparison, output / "learning_curves.png")
+    figures = ["comparison.png", "learning_curves.png"]
+    if comparison.measures:
+        plots.robustness_png(comparison, output / ROBUSTNESS_PNG)
+        figures.append(ROBUSTNESS_PNG)
 
     console = console or _console()
     if comparison.rows:
         console.print(formats.rich_table(comparison, f"comparison of {len(runs) - len(comparison.failed)} runs "
                                                      f"by {comparison.metric} ({comparison.mode})"))
+    if comparison.measures:
+        console.print(formats.analysis_table(comparison))
     if repeated := formats.repeats_line(comparison):
         console.print(f"[bold yellow]note:[/] {escape(repeated)}")
     if warning := formats.baseline_warning(comparison):
@@ -47,7 +55,7 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
         console.print(escape(single))
     if comparison.failed:
         console.print(formats.failed_table(comparison))
-    console.print(f"report: {output / 'comparison.md'} (+ .csv, comparison.png, learning_curves.png)")
+    console.print(f"report: {output / 'comparison.md'} (+ .csv, {', '.join(figures)})")
     return comparison
 
 

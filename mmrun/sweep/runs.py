@@ -1,7 +1,8 @@
 """Read run folders: their summary (metrics.json), their overrides and their per-epoch curves.
 
-Only files a run leaves behind are read (metrics.json, metrics.csv, .hydra/*.yaml), never a
-checkpoint, so comparing hundreds of runs copied from a cluster takes a second or two.
+Only files a run leaves behind are read (metrics.json, metrics.csv, .hydra/*.yaml, and the
+analysis's robustness.json and contribution.json), never a checkpoint, so comparing hundreds
+of runs copied from a cluster takes a second or two.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrun.errors import ConfigError
+from mmrun.sweep.analysis import read_analysis
 
 SUMMARY = "metrics.json"
 SEED_KEY = "seed"
@@ -128,6 +130,11 @@ class Run:
     @cached_property
     def _saved_config(self) -> dict[str, Any]:
         return _load_yaml(self.path / ".hydra" / "config.yaml")
+
+    @cached_property
+    def analysis(self) -> dict[str, dict]:
+        """The analysis files the run left (``mmrun.sweep.analysis``), by name; empty without any."""
+        return read_analysis(self.path)
 
     def curve(self, metric: str) -> dict[int, float]:
         """Per-epoch values of ``metric`` from metrics.csv (epoch -> value)."""

@@ -8,7 +8,8 @@ direction, and each row is tested against the best row over the seeds both have.
 
 When runs carry a classical baseline (``baseline`` in metrics.json, see ``mmrun.baseline``),
 it becomes a reference row, never ranked nor tested, and every configuration says whether its
-mean beats the baseline's mean in the metric's direction.
+mean beats the baseline's mean in the metric's direction. When runs ran the analysis, each
+configuration also summarises its robustness and modality contribution (``mmrun.sweep.analysis``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mmrun.errors import ConfigError
+from mmrun.sweep.analysis import MEASURES, Measure, RowAnalysis, summarise_analysis
 from mmrun.sweep.runs import Run, swept_keys
 from mmrun.sweep.stats import PairedTest, SeedSummary, metric_range, paired_test, summarise
 
@@ -41,6 +43,7 @@ class Row:
     baseline: float | None = None  # the classical baseline's mean this row is compared with
     beats_baseline: bool | None = None  # None: no baseline (or no value) to compare with
     repeats: list[Run] = field(default_factory=list)  # earlier runs of a seed in ``runs``: not counted
+    analysis: RowAnalysis | None = None  # robustness and contribution, when its runs ran the analysis
 
     @property
     def label(self) -> str:
@@ -96,6 +99,11 @@ class Comparison:
     def repeats(self) -> list[Run]:
         """Runs set aside because a more recent run of the same configuration and seed counts instead."""
         return [run for row in self.rows for run in row.repeats]
+
+    @property
+    def measures(self) -> list[Measure]:
+        """The analysis measures that some configuration has, in ``MEASURES`` order (none: no analysis)."""
+        return [m for m in MEASURES if any(row.analysis and m.title in row.analysis.measures for row in self.rows)]
 
     @property
     def below_baseline(self) -> list[Row]:
@@ -252,6 +260,7 @@ def _row(settings: dict[str, str], runs: list[Run], repeats: list[Run], metric: 
         train_time_s=_mean(times),
         peak_memory_mb=max(_peak(m) for m in memory) if memory else None,
         repeats=repeats,
+        analysis=summarise_analysis(runs),
     )
 
 

@@ -76,6 +76,12 @@ class TaskFamily(nn.Module, ABC):
         """The batch the encoders see (recommendation adds each row's item content)."""
         return batch
 
+    def modality_groups(self, read: list[str]) -> list[list[str]]:
+        """The modalities ``model.modality_dropout`` may drop (``mmrun.modality_dropout``), in groups
+        of which every sample keeps at least one present; ``read`` are the modalities encoded.
+        One group: a sample never loses all of its modalities."""
+        return [list(read)]
+
     @abstractmethod
     def metric_names(self, split: str) -> list[str]:
         """Every metric the task logs for ``split`` (``val/...``), for checking ``monitor``."""

@@ -6,9 +6,10 @@ numbers) are each fused,
 projected and L2-normalised (``mmrun.tasks.two_tower``). Training is the in-batch sampled
 softmax of two-tower recommenders (Yi et al., "Sampling-Bias-Corrected Neural Modeling for
 Large Corpus Item Recommendations", RecSys 2019): each interaction's item against the batch's
-other items. Item ids are dropped to the unknown id at rate ``task.id_dropout`` while
-training, so that the content side learns to stand alone (DropoutNet: Volkovs et al., NeurIPS
-2017): cold items, which never appear in training, have only the unknown id.
+other items. Item ids (and user ids, when the user side has features) are dropped to the
+unknown id at rate ``task.id_dropout`` while training, so that content and features learn to
+stand alone (DropoutNet: Volkovs et al., NeurIPS 2017): cold items, which never appear in
+training, and users new at ``mmrun eval`` have only the unknown id.
 
 Validation and test rank the **whole catalogue** for every user of the split, with the items
 of the user's earlier splits removed (train for validation; train and validation for test), as
@@ -53,8 +54,8 @@ class RecommendationTask(TwoTowerTask):
         item: the item side's modalities; null = every modality of the data but the user's.
         embed_dim: width of the shared embedding.
         temperature, max_scale: the softmax's learned logit scale (start 1/temperature, ceiling).
-        id_dropout: the rate at which training rows see the unknown item id (only when the item
-            side has content besides the id).
+        id_dropout: the rate at which training rows see the unknown item id, and the unknown user
+            id (each only when its side has other modalities besides the id).
         k: the cut-off of NDCG and HR; recall_k: the cut-off of Recall.
         rankings_top_k: items per user written to rankings.csv by mmrun eval.
     """
@@ -74,15 +75,18 @@ class RecommendationTask(TwoTowerTask):
         super().__init__(spec, dims, fusion, {"query": user_side(user, spec), "target": item_side(user, item, spec)},
                          {"query": "task.user", "target": "task.item"}, embed_dim, ("users", "user_index", "item_index"),
                          rankings_top_k)
-        features = set(user_features(spec))
-        misplaced = sorted((set(self.sides["query"]) - {"user"} - features) | (set(self.sides["target"]) & features))
+        users = set(user_modalities(spec))
+        misplaced = sorted((set(self.sides["query"]) - users) | (set(self.sides["target"]) & users))
         if misplaced:
             raise ConfigError(f"{misplaced} on the wrong side: task.user reads the user id and user features "
-                              f"({sorted(features) or 'none in this data'}), task.item the item id and item content")
+                              f"({sorted(users)}), task.item the item id and item content")
         self.criterion = InfoNCELoss(temperature, max_scale, symmetric=False)
-        self.item_id = spec.extra["recommendation"].get("item")
-        # Dropping the id only makes sense beside content: an id-only item side would lose its only input.
-        self.id_dropout = id_dropout if set(self.sides["target"]) - {self.item_id} else 0.0
+        ids = {"query": spec.extra["recommendation"]["user"], "target": spec.extra["recommendation"].get("item")}
+        # An id is dropped only beside other modalities of its side: an id-only side would lose its only input.
+        self.dropped_ids = [name for side, name in ids.items()
+                            if name in self.sides[side] and set(self.sides[side]) - {name}]
+        self.id_dropout = id_dropout
+        self.ids = {name for name in ids.values() if name}
         self.k, self.recall_k = k, recall_k
         self.monitor = f"val/ndcg@{k}"
         self.encode_batch_size = 1024
@@ -133,10 +137,17 @@ class RecommendationTask(TwoTowerTask):
         batch = {**batch, **{name: catalogue[name].index_select(0, batch["item_index"])
                              for name in self.sides["target"]},
                  **{name: values.index_select(0, batch["user_index"]) for name, values in self.user_features.items()}}
-        if self.training and self.item_id in batch and self.id_dropout > 0:
-            dropped = torch.rand(batch[self.item_id].shape[0], 1, device=batch[self.item_id].device) < self.id_dropout
-            batch[self.item_id] = batch[self.item_id].masked_fill(dropped, 0)
+        if self.training and self.id_dropout > 0:
+            for name in reversed(self.dropped_ids):  # the item id first: the same draws as without user features
+                dropped = torch.rand(batch[name].shape[0], 1, device=batch[name].device) < self.id_dropout
+                batch[name] = batch[name].masked_fill(dropped, 0)
         return batch
+
+    def modality_groups(self, read: list[str]) -> list[list[str]]:
+        """Per side, the modalities ``model.modality_dropout`` may drop: never the ids. The user id
+        is what the user side is built on, and ids have their own ``task.id_dropout``, after which
+        the item side keeps at least one content modality."""
+        return [[name for name in names if name not in self.ids] for names in super().modality_groups(read)]
 
     # ------------------------------------------------------------- training
     def loss(self, outputs, batch) -> torch.Tensor:
@@ -223,22 +234,21 @@ class RecommendationTask(TwoTowerTask):
         write_user_rankings(path, self.rankings, self.names)
 
 
-def user_features(spec: DataSpec) -> list[str]:
-    """The data's user feature modalities (``mmrun.data.user_features``)."""
-    return list(spec.extra["recommendation"].get("user_features", []))
+def user_modalities(spec: DataSpec) -> list[str]:
+    """The data's user modalities: the user id and the user features (``mmrun.data.user_features``)."""
+    return [spec.extra["recommendation"]["user"], *spec.extra["recommendation"].get("user_features", [])]
 
 
 def user_side(user: Any, spec: DataSpec) -> list[str]:
     """The user side: as configured (names or kinds), or the user id and every user feature."""
-    return resolve_side(["user", *user_features(spec)] if user is None else user, spec, "task.user")
+    return resolve_side(user_modalities(spec) if user is None else user, spec, "task.user")
 
 
 def item_side(user: Any, item: Any, spec: DataSpec) -> list[str]:
-    """The item side: as configured (names or kinds), or every modality that is neither on the
-    user side nor a user feature."""
+    """The item side: as configured (names or kinds), or every modality that is not the user's."""
     if item is not None:
         return resolve_side(item, spec, "task.item")
-    users = set(user_side(user, spec)) | set(user_features(spec))
+    users = set(user_side(user, spec)) | set(user_modalities(spec))
     return [name for name in spec.modality_names if name not in users]
 
 

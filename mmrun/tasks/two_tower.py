@@ -106,6 +106,10 @@ class TwoTowerTask(TaskFamily):
             log.info("fusion=%s is not used: each side has one modality (%s)", fusion._target_.rsplit(".", 1)[-1],
                      "; ".join(f"{keys[side]}={names}" for side, names in self.sides.items()))
 
+    def modality_groups(self, read: list[str]) -> list[list[str]]:
+        """One group per side, so that no side of a row loses all of its modalities."""
+        return [list(names) for names in self.sides.values()]
+
     @property
     def kept_top_k(self) -> int:
         """Targets per query to keep from a ranking: only while scoring for rankings.csv."""
@@ -129,7 +133,7 @@ class TwoTowerTask(TaskFamily):
     def collected(self, split: str) -> dict[str, torch.Tensor] | None:
         """The rows ``self.collectors[split]`` recorded this epoch, gathered across ranks and reset;
         None when the split recorded nothing (training, or no rows)."""
-        collector = self.collectors[split] if split in self.collectors else None  # ModuleDict has no get
+        collector = self.collectors[split] if split in self.collectors else None  # noqa: SIM401 (ModuleDict has no get)
         if collector is None or collector.update_count == 0:
             return None
         data = collector.compute()

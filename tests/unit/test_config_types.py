@@ -102,8 +102,8 @@ def test_valid_edge_values_pass(command, overrides):
 
 # Keys deliberately without a rule: components, the column mapping, switched-off callbacks,
 # tracker names (any text or number).
-UNCHECKED = ("*._target_", "*.*._target_", "*._convert_", "dataset.columns", "callbacks.*", "logger.*.name",
-             "logger.*.version", "logger.wandb.project")
+UNCHECKED = ("*._target_", "*.*._target_", "*._convert_", "dataset.columns", "dataset.user_columns", "callbacks.*",
+             "logger.*.name", "logger.*.version", "logger.wandb.project")
 SELECTED = defaults_groups("train")
 EVERY_OPTION = [("train", f"{'' if group in SELECTED else '+'}{group}={option}")
                 for group, options in group_options().items() for option in options]

@@ -68,12 +68,16 @@ def test_batches_get_item_content_and_ids_drop_only_beside_content(data):
     batch = task.prepare_batch(rows)
     assert torch.equal(batch["title"], data.catalogue["title"][rows["item_index"]])
     assert (batch["item"] == 0).float().mean() > 0.7  # dropped at rate 0.9
+    assert torch.equal(batch["user"], rows["user"])  # an id-only user side keeps its id
     task.eval()
     assert torch.equal(task.prepare_batch(rows)["item"], data.catalogue["item"][rows["item_index"]])
     ids_only = SyntheticInteractionsDataModule(num_users=60, num_items=90, interactions_per_user=8,
                                                modalities=["user", "item"])
     ids_only.setup()
-    assert task_for(ids_only, id_dropout=0.9).id_dropout == 0.0
+    id_task = task_for(ids_only, id_dropout=0.9)
+    id_task.train()
+    id_rows = {k: v[:64] for k, v in ids_only.splits["train"].items()}
+    assert torch.equal(id_task.prepare_batch(id_rows)["item"], ids_only.catalogue["item"][id_rows["item_index"]])
 
 
 def test_ranking_metrics_for_all_warm_and_cold_items(data):

@@ -131,13 +131,18 @@ def test_a_checkpoint_reads_new_users_with_the_training_preprocessing(tmp_path):
 
 def test_the_user_tower_reads_each_rows_user_features(tmp_path):
     data, _ = with_users(tmp_path)
-    task = task_for(data)
+    task = task_for(data).eval()
     assert task.sides["query"] == ["user", "user_bio", "user_categorical", "user_tabular"]
     assert task.sides["target"] == [m.name for m in data.spec.modalities if not m.name.startswith("user")]
     split = data.splits["train"]
     batch = task.prepare_batch({key: value[:7] for key, value in split.items()})
     for name, values in data.user_features.items():
         assert torch.equal(batch[name], values[split["user_index"][:7]])
+    assert torch.equal(batch["user"], split["user"][:7])  # ids drop in training only
+    dropping = task_for(data, id_dropout=0.9)
+    dropping.train()
+    trained = dropping.prepare_batch({key: value[:64] for key, value in split.items()})
+    assert (trained["user"] == 0).float().mean() > 0.7  # beside features the user id drops too (DropoutNet)
     only_id = task_for(data, user=["user"])
     assert only_id.sides["query"] == ["user"] and not set(only_id.sides["target"]) & set(data.user_features)
     with pytest.raises(ConfigError, match=r"\['user_tabular'\] on the wrong side"):
@@ -145,3 +150,10 @@ def test_the_user_tower_reads_each_rows_user_features(tmp_path):
     with pytest.raises(ConfigError, match=r"\['title'\] on the wrong side"):
         task_for(data, user=["user", "title"])
     assert ITEMS == len(data.catalogue["cold"])
+
+
+def test_a_user_side_of_features_alone_leaves_the_user_id_off_both_sides(tmp_path):
+    data, _ = with_users(tmp_path)
+    task = task_for(data, user=["user_tabular", "user_categorical"])
+    assert task.sides["query"] == ["user_categorical", "user_tabular"]
+    assert "user" not in task.sides["target"] and "item" in task.sides["target"]
