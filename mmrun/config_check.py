@@ -50,12 +50,15 @@ def group_options(*roots: Path) -> dict[str, list[str]]:
     return groups
 
 
+def option_file(roots: list[Path], group: str, option: str) -> Path:
+    """An option's YAML file in the first of ``roots`` that has the option, as Hydra would pick it."""
+    return next(r / group / f"{option}.yaml" for r in roots if (r / group / f"{option}.yaml").is_file())
+
+
 def description(roots: list[Path], group: str, option: str) -> str:
-    """The first sentence of the first comment block of an option's YAML file (its description),
-    read from the first of ``roots`` that has the option, as Hydra would pick it."""
-    root = next(r for r in roots if (r / group / f"{option}.yaml").is_file())
+    """The first sentence of the first comment block of an option's YAML file (its description)."""
     sentence: list[str] = []
-    for line in (root / group / f"{option}.yaml").read_text().splitlines():
+    for line in option_file(roots, group, option).read_text().splitlines():
         text = line.strip()
         if not text.startswith("#") or text.startswith("# @package"):
             if sentence:  # the block ended before a full stop

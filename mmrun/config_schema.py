@@ -164,6 +164,17 @@ ANALYSIS: dict[str, Rule | Depends] = {
     "analysis.baseline": PATH,
 }
 
+# +distill=kd|hint|rkd (conf/distill/), on mmrun train; the loss names repeat mmrun.distill.losses.LOSSES
+DISTILL: dict[str, Rule | Depends] = {
+    "distill.teacher": text("outputs/<run>/checkpoints/best.ckpt"),
+    "distill.losses": list_of(choice("kd", "hint", "rkd"), "a list of kd, hint, rkd (or [])", ["kd"]),
+    "distill.weights.*": NON_NEGATIVE,
+    "distill.alpha": UNIT,
+    "distill.temperature": POSITIVE,
+    "distill.cache_teacher": BOOL,
+    "distill.scratch": nullable(text("outputs/<scratch run>") | number()),
+}
+
 TRAIN: dict[str, Rule | Depends] = {
     # primary config
     "seed": SEED,
@@ -245,12 +256,15 @@ TRAIN: dict[str, Rule | Depends] = {
     # fusion/
     "fusion.dropout": DROPOUT,
     "fusion.hidden": number("[0, inf)", 128, whole=True),  # 0 = no projection
-    **dict.fromkeys([f"fusion.{key}" for key in ("width", "rank", "heads", "layers", "depth", "latents", "self_layers",
+    "fusion.width": Depends("fusion._target_", {"mmrun.fusion.tensor.LowRankFusion": nullable(POSITIVE_INT)},
+                            POSITIVE_INT),  # lowrank: null = no input projection
+    **dict.fromkeys([f"fusion.{key}" for key in ("rank", "heads", "layers", "depth", "latents", "self_layers",
                                                  "chunks", "factor", "order", "out", "dim")], POSITIVE_INT),
     "fusion.combine": choice("mean", "weighted", "poe"),
     "fusion.conditioner": nullable(text("image")),
     "fusion.query": nullable(text("image")),
     "fusion.seed": SEED,
+    "fusion.param_budget": nullable(POSITIVE_INT),  # fusion + head parameters (mmrun.fusion.budget)
     # encoder/<kind>/
     "encoder.tabular.hidden": list_of(POSITIVE_INT, "a list of layer widths", [128]),
     "encoder.*.channels": list_of(POSITIVE_INT, "a list of channel counts", [16, 32, 64]),
@@ -290,6 +304,7 @@ TRAIN: dict[str, Rule | Depends] = {
                                               None: number("[0, inf)", 0.3, what="a standard deviation")},
                              PROBABILITY),
     "dataset.missing_rate": number("[0, 1)", 0.3, what="a probability"),
+    "dataset.label_fraction": number("(0, 1]", 0.1, what="a fraction"),
     # dataset=pairs
     "dataset.captions_per_item": number("(0, inf)", 5, whole=True),
     # dataset=manifest
@@ -333,6 +348,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "logger.*.save_dir": text("outputs/my-run"),  # default: ${mmrun.run_path:}, the run folder
     **dict.fromkeys(["logger.wandb.offline", "logger.tensorboard.default_hp_metric"], BOOL),
     **ANALYSIS,
+    **DISTILL,
 }
 
 # mmrun eval: its own keys, and the dataset keys it may change (null = the checkpoint's value).

@@ -44,3 +44,7 @@ class TrainingDiverged(MmrunError):
 
 class AnalysisError(MmrunError):
     """An analysis of a checkpoint (``+analysis=...``) cannot run as asked (task, baseline, options)."""
+
+
+class DistillationError(MmrunError):
+    """A teacher cannot teach this student (``+distill``): another task, other classes, a modality the data lacks."""

@@ -3,20 +3,29 @@ descriptions, mmrun's own and (with ``--config-dir``/``-cd``) those of a user's 
 
 Descriptions are the first comment line of each option's YAML file, so the listing, the
 configs and (for fusions) the registry cannot disagree: a test checks that every fusion
-YAML names its registered class. Reads YAML only; imports neither torch nor Lightning.
+YAML names its registered class. Fusions also show the function class they declare
+(``mmrun.fusion_classes``), so options that compute the same functions read as one.
+Reads YAML and source text only; imports neither torch nor Lightning.
 """
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from mmrun.config_check import (config_dir_arg, config_roots, defaults_groups, description, group_options,
-                                user_searchpath)
+                                option_file, user_searchpath)
 from mmrun.errors import ConfigError
+from mmrun.fusion_classes import fusion_class
+
+FUSION_GROUP = "fusion"
+CLASS_CAPTION = ("function class: what the fusion can compute when every modality is present; options in one "
+                 "class are the same functions, differently parametrised, so gaps between them are noise")
 
 
 def main(args: list[str]) -> int:
@@ -36,7 +45,28 @@ def main(args: list[str]) -> int:
         table = Table(title=f"{group} (choose with {choose})", title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("description")
+        classes = function_classes(roots, groups[group]) if group == FUSION_GROUP else None
+        if classes:
+            table.add_column("function class")
+            table.caption, table.caption_justify = CLASS_CAPTION, "left"
         for option in groups[group]:
-            table.add_row(escape(option), escape(description(roots, group, option)))
+            extra = [escape(classes.get(option, ""))] if classes else []
+            table.add_row(escape(option), escape(description(roots, group, option)), *extra)
         console.print(table)
     return 0
+
+
+def function_classes(roots: list[Path], options: list[str]) -> dict[str, str]:
+    """Each fusion option's declared function class, naming the other options in it
+    (``sum = weighted``) and the options that keep it (``late, any fusion.combine``)."""
+    declared = {}
+    for option in options:
+        target = (yaml.safe_load(option_file(roots, FUSION_GROUP, option).read_text()) or {}).get("_target_", "")
+        if (found := fusion_class(str(target))) is not None:
+            declared[option] = found
+    shown = {}
+    for option, found in declared.items():
+        members = [other for other, same in declared.items() if same.name == found.name]
+        text = found.name + (f" ({' = '.join(members)})" if len(members) > 1 else "")
+        shown[option] = text + "".join(f", any fusion.{key}" for key in found.keeps)
+    return shown

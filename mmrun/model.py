@@ -24,6 +24,11 @@ from mmrun.errors import CheckpointError, ConfigError
 from mmrun.modality_dropout import build_modality_dropout
 
 CHECKPOINT_KEY = "mmrun"
+# Beside the weights: the distillation's own trainable state (hint adapters), kept out of
+# ``state_dict`` so that the student's checkpoint is an ordinary one (``attach_distiller``).
+DISTILLER_KEY = "mmrun_distiller"
+DISTILLER_PREFIX = "distiller."
+WEIGHTS = ("state_dict", "current_model_state")  # the latter: the raw weights beside an EMA
 # 2: the task family owns fusion and head (weights under "task."); 1: they sat on the module.
 CHECKPOINT_SCHEMA = 2
 # The family of a task config without _target_ (configs and checkpoints from before families).
@@ -46,7 +51,7 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
         raise CheckpointError(f"the checkpoint has layout version {schema}, newer than this mmrun's "
                               f"{CHECKPOINT_SCHEMA}; upgrade mmrun (pip install -U mmrun) to read it")
     if schema == 1:
-        for weights in ("state_dict", "current_model_state"):  # the latter: the raw weights beside an EMA
+        for weights in WEIGHTS:
             if isinstance(checkpoint.get(weights), dict):
                 checkpoint[weights] = {
                     (f"task.{key}" if str(key).startswith(("fusion.", "head.")) else key): value
@@ -114,6 +119,17 @@ class MultimodalModule(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         if options.get("compile"):  # compiles forward in place: parameter names stay unchanged
             self.compile()
+        self.distiller: nn.Module | None = None  # set by attach_distiller (+distill)
+
+    def attach_distiller(self, distiller: nn.Module) -> None:
+        """Train with a teacher's loss terms (``mmrun.distill.distiller.Distiller``).
+
+        The distiller's own weights (hint adapters) train with the student but are moved out of
+        the checkpoint's weights into ``DISTILLER_KEY`` (and back on resume), and the teacher is
+        no submodule at all: the student's checkpoint rebuilds without either.
+        """
+        self.distiller = distiller
+        distiller.watch(self.task)
 
     # ----------------------------------------------------------------- forward
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -127,10 +143,24 @@ class MultimodalModule(pl.LightningModule):
         batch = self.modality_dropout(self.task.prepare_batch(batch))
         return self.task(self.encode(batch), batch)
 
+    def label_loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The task's loss, over the rows whose label may be trained on when the batch says
+        (``labelled``: ``dataset.label_fraction`` < 1 keeps the others for distillation only)."""
+        labelled = batch.get("labelled")
+        if labelled is None:
+            return self.task.loss(outputs, batch)
+        if not labelled.any():
+            return outputs.sum() * 0.0
+        return self.task.loss(outputs[labelled], {**batch, "label": batch["label"][labelled]})
+
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
         outputs = self(batch)
-        loss = self.task.loss(outputs, batch)
+        loss = self.label_loss(outputs, batch)
         batch_size = self.task.batch_size(batch)
+        if self.distiller is not None and split == "train":
+            loss, terms = self.distiller(loss, outputs, batch)
+            self.log_dict({f"train/distill_{name}": term for name, term in terms.items()},
+                          on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
         metrics = self.task.update_metrics(_detached(outputs), batch, split)
         if metrics is not None:
@@ -216,12 +246,21 @@ class MultimodalModule(pl.LightningModule):
             "config": OmegaConf.to_container(self.cfg, resolve=True),
             "spec": self.spec.to_dict(),
         }
+        if self.distiller is not None:  # runs after the EMA callback's hook, which fills current_model_state
+            checkpoint[DISTILLER_KEY] = {
+                weights: {key: checkpoint[weights].pop(key) for key in list(checkpoint[weights])
+                          if key.startswith(DISTILLER_PREFIX)}
+                for weights in WEIGHTS if weights in checkpoint
+            }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A resumed run from an older mmrun: its weights under today's names (``upgrade_checkpoint``)."""
+        """A resumed run: its weights under today's names (``upgrade_checkpoint``), and the
+        distiller's weights back among them (before the callbacks load theirs)."""
         upgrade_checkpoint(checkpoint)
+        for weights, state in checkpoint.pop(DISTILLER_KEY, {}).items():
+            checkpoint[weights].update(state)
 
     def count_parameters(self) -> dict[str, int]:
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"total": total, "trainable": trainable}
+        """The model's parameters (a distiller's adapters are training aids, not part of it)."""
+        own = [p for name, p in self.named_parameters() if not name.startswith(DISTILLER_PREFIX)]
+        return {"total": sum(p.numel() for p in own), "trainable": sum(p.numel() for p in own if p.requires_grad)}

@@ -95,6 +95,7 @@ class RunParts:
     trainer: Any
     tracker: Any
     epochs: Any
+    distillation: Any = None  # mmrun.distill.run.Distillation with +distill
 
 
 def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> RunParts:
@@ -118,8 +119,15 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     started = time.perf_counter()
-    datamodule = instantiate(cfg.dataset)
-    datamodule.setup("fit")
+    distillation = None
+    if cfg.get("distill"):  # before the data: the teacher's modalities are served too
+        from mmrun.distill.run import Distillation
+
+        distillation = Distillation(cfg.distill)
+        datamodule = distillation.build_datamodule(cfg.dataset)
+    else:
+        datamodule = instantiate(cfg.dataset)
+        datamodule.setup("fit")
     spec = datamodule.spec
     log.info("data ready in %.2f s: %s", time.perf_counter() - started,
              ", ".join(f"{m.name} {list(m.shape)}" for m in spec.modalities))
@@ -151,6 +159,9 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
         )
     except ValueError as error:  # Lightning refuses combinations such as strategy=fsdp on CPU
         raise ConfigError(f"trainer: {str(error).strip().splitlines()[0]}") from error
+    if distillation is not None:
+        distillation.attach(model, datamodule, cfg.monitor, trainer.strategy.root_device,
+                            cfg.dataset.get("cache_dir"))
     if (cfg.get("model") or {}).get("compile") and trainer.strategy.root_device.type == "cpu":
         log.warning("model.compile=true on CPU: the one-off compile takes tens of seconds and rarely pays off "
                     "for small models there (measured 10x slower in all); it is meant for GPUs")
@@ -158,7 +169,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     log.info("model: %s parameters, fusion %s, task %s, monitor %s (%s)",
              f"{parameters['total']:,}", cfg.fusion._target_.rsplit(".", 1)[-1],
              model.task.kind, cfg.monitor, cfg.monitor_mode)
-    return RunParts(datamodule, model, trainer, tracker, epochs)
+    return RunParts(datamodule, model, trainer, tracker, epochs, distillation)
 
 
 def find_learning_rate(cfg: DictConfig, parts: RunParts) -> float:
@@ -278,8 +289,11 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
         train_time = time.perf_counter() - fit_started
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best_path:
-            model.load_state_dict(read_checkpoint(best_path)["state_dict"])  # this run's own file
+            best = read_checkpoint(best_path)  # this run's own file
+            model.on_load_checkpoint(best)  # a distiller's weights back beside the student's
+            model.load_state_dict(best["state_dict"])
         test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+        teacher_test = parts.distillation.teacher_test(datamodule) if parts.distillation else None
     test = {k: float(v) for k, v in test.items() if k.startswith("test/")}
 
     if trainer.is_global_zero:
@@ -319,9 +333,13 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
             "baseline": baseline,
             **model.task.report("test"),
         }
+        if parts.distillation:
+            summary["distill"] = parts.distillation.summary(model, test, teacher_test)
         write_json(run_dir / "metrics.json", summary)
         curves_png(run_dir / "metrics.csv", cfg.monitor, run_dir / "curves.png")
         sections = {"best val": tracker.best, "test": test}
+        if teacher_test is not None:
+            sections["teacher test"] = teacher_test
         title = "mmrun train"
         if baseline and "error" not in baseline:
             sections.update({"baseline val": baseline["val"], "baseline test": baseline["test"]})

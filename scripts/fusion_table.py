@@ -2,8 +2,10 @@
 
 Runs two ``mmrun train -m`` sweeps with default settings: every fusion x seeds, and the
 single-modality baselines (concat on one modality) x seeds. Writes a Markdown table of test
-accuracy (mean +- std over seeds), parameters and train time, best first, followed by the
-best single modality, so a reader sees whether each fusion beats it.
+accuracy (mean +- std over seeds), parameters, train time and the fusion's function class
+(``mmrun list fusion``: fusions of one class compute the same functions when every modality
+is present, so their gaps are noise), best first, followed by the best single modality, so a
+reader sees whether each fusion beats it.
 
     python scripts/fusion_table.py                      # 22 fusions x seeds 1,2,3 (~40 min, 2 cores)
     python scripts/fusion_table.py --fusions concat,attention --seeds 1 2
@@ -65,15 +67,24 @@ def summarise(runs: list[dict]) -> tuple[float, float, int, float, int]:
 
 
 def table(fusions: dict[str, list[dict]], baselines: dict[str, list[dict]]) -> str:
+    from mmrun.config_check import conf_dir
+    from mmrun.listing import function_classes
+
     rows = sorted(((name, *summarise(runs)) for name, runs in fusions.items()), key=lambda r: -r[1])
     best_single = max(((name, *summarise(runs)) for name, runs in baselines.items()), key=lambda r: r[1])
+    classes = function_classes([conf_dir()], list(fusions))
     lines = [
-        "| fusion | test accuracy (mean ± std) | seeds | parameters | train time (s) | beats best single modality |",
-        "|---|---|---|---|---|---|",
+        "| fusion | test accuracy (mean ± std) | seeds | parameters | train time (s) | beats best single modality "
+        "| function class |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, mean, std, params, seconds, n in rows:
         beats = "yes" if mean - std > best_single[1] + best_single[2] else "no"
-        lines.append(f"| {name} | {mean:.3f} ± {std:.3f} | {n} | {params:,} | {seconds:.1f} | {beats} |")
+        lines.append(f"| {name} | {mean:.3f} ± {std:.3f} | {n} | {params:,} | {seconds:.1f} | {beats} "
+                     f"| {classes.get(name, '')} |")
+    lines.append("")
+    lines.append("Function class: what the fusion computes when every modality is present (`mmrun list fusion`); "
+                 "fusions of one class are the same functions, differently parametrised, so their gaps are noise.")
     lines.append("")
     lines.append("| single modality (concat) | test accuracy (mean ± std) | seeds |")
     lines.append("|---|---|---|")

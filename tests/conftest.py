@@ -54,3 +54,13 @@ def tiny_data():
     datamodule = SyntheticDataModule(size=200, batch_size=32)
     datamodule.setup()
     return datamodule
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    """64 built-in samples in batches of 16, shared by a module's tests."""
+    from mmrun.data.synthetic import SyntheticDataModule
+
+    datamodule = SyntheticDataModule(size=64, batch_size=16)
+    datamodule.setup()
+    return datamodule

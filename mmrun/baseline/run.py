@@ -90,7 +90,14 @@ def _run(splits, spec, task, seed: int, max_train_rows: int, monitor: str | None
     monitor, mode = resolve_monitor(task, monitor, monitor_mode)
     labels = {s: splits[s]["label"] for s in SPLITS}
     total = len(labels["train"])
-    rows = choose_train_rows(labels["train"], kind, seed, max_train_rows)
+    rows = None
+    labelled = splits["train"].get("labelled")
+    if labelled is not None:  # dataset.label_fraction: only the rows whose label the run may use
+        rows = labelled.cpu().nonzero().flatten().numpy()
+    chosen = choose_train_rows(labels["train"].cpu()[rows] if rows is not None else labels["train"], kind, seed,
+                               max_train_rows)
+    if chosen is not None:
+        rows = chosen if rows is None else rows[chosen]
     if rows is not None:
         labels["train"] = labels["train"].cpu()[torch.as_tensor(rows)]
     blocks = build_blocks(splits, spec, rows)

@@ -21,6 +21,10 @@ bit 1 -> s in [0.55, 0.95]; for regression s is the modality's continuous latent
 Variants: ``task=multilabel`` predicts the bits of ``y``; ``task=regression`` predicts
 ``sum_m (2 u_m - 1)`` over the four modality latents ``u_m`` (each modality explains about a
 quarter of the variance). ``missing_rate`` drops modalities per sample (never all of them).
+``label_fraction`` < 1 keeps the labels of only that fraction of the training rows for the
+label loss (a ``labelled`` mask in the training split; the rows and every other split are
+unchanged): the setting of semi-supervised distillation, where a teacher's soft targets reach
+the rows without a label.
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ class SyntheticDataModule(TensorDataModule):
         noise: probability that a modality shows a flipped view bit (classification,
             multilabel); standard deviation of target noise (regression).
         missing_rate: probability that a modality is absent from a sample.
+        label_fraction: the fraction of training rows whose label the loss may use (1: all).
         task: classification, multilabel or regression.
         modalities: which of audio, image, tabular, text to serve (None: all four).
         splits: train/val/test fractions.
@@ -133,6 +138,7 @@ class SyntheticDataModule(TensorDataModule):
         num_classes: int = 4,
         noise: float = 0.05,
         missing_rate: float = 0.0,
+        label_fraction: float = 1.0,
         task: str = "classification",
         modalities: list[str] | tuple[str, ...] | None = ALL_MODALITIES,
         splits: list[float] | tuple[float, ...] = (0.8, 0.1, 0.1),
@@ -157,6 +163,8 @@ class SyntheticDataModule(TensorDataModule):
             raise ConfigError(f"dataset.num_classes={num_classes} must be at least 2")
         if not 0.0 <= missing_rate < 1.0:
             raise ConfigError(f"dataset.missing_rate={missing_rate} must be in [0, 1)")
+        if not 0.0 < label_fraction <= 1.0:
+            raise ConfigError(f"dataset.label_fraction={label_fraction} must be in (0, 1]")
         if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) <= 0:
             raise ConfigError(f"dataset.splits={list(splits)} must be three positive fractions summing to 1")
         if size < 30:
@@ -165,6 +173,7 @@ class SyntheticDataModule(TensorDataModule):
         self.num_classes = num_classes
         self.noise = noise
         self.missing_rate = missing_rate
+        self.label_fraction = label_fraction
         self.task = task
         self.modalities = sorted(modalities)
         self.fractions = tuple(splits)
@@ -206,7 +215,18 @@ class SyntheticDataModule(TensorDataModule):
             data[name][absent] = 0
         data["label"] = label
         data["present"] = present
-        return self._split(data), self._make_spec()
+        splits = self._split(data)
+        if self.label_fraction < 1.0:
+            splits["train"]["labelled"] = self._labelled(len(splits["train"]["label"]))
+        return splits, self._make_spec()
+
+    def _labelled(self, rows: int) -> torch.Tensor:
+        """The training rows whose label is kept: a fixed random ``label_fraction`` of them (at least one),
+        drawn from their own generator so that the data itself is the same for every fraction."""
+        g = torch.Generator().manual_seed(self.data_seed + 1)
+        labelled = torch.zeros(rows, dtype=torch.bool)
+        labelled[torch.randperm(rows, generator=g)[: max(1, round(self.label_fraction * rows))]] = True
+        return labelled
 
     def _split(self, data: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
         n_train = int(self.fractions[0] * self.size)

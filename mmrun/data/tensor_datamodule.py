@@ -60,6 +60,11 @@ class TensorDataModule(pl.LightningDataModule):
         assert self._spec is not None
         return self._spec
 
+    def replace_data(self, splits: dict[str, dict[str, torch.Tensor]], spec: DataSpec) -> None:
+        """Serve ``splits`` described by ``spec`` from now on (distillation narrows the data to the
+        student's view, ``mmrun.distill.inputs``)."""
+        self.splits, self._spec = splits, spec
+
     def split_size(self, split: str) -> int:
         self.setup()
         return len(self.splits[split]["label"])

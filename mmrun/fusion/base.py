@@ -12,7 +12,17 @@ Rules every fusion follows:
 * a fusion that needs at least / at most some number of modalities says so in
   ``min_modalities`` / ``max_modalities`` and is refused with a ``FusionError`` otherwise;
 * a fusion that decides at the prediction level sets ``emits_logits = True``; it is then
-  built with ``num_outputs`` and the model skips the shared head.
+  built with ``num_outputs`` and the model skips the shared head;
+* every registered class declares, in its own body, ``equivalence``: the function class it
+  computes when every modality is present. Two fusions share a class when each can represent
+  exactly the other's functions (``weighted`` declares ``"sum"``: its softmax weights fold into
+  the projections), so their gaps in a sweep are noise, not a finding.
+  ``equivalent_over`` names the options that leave the class unchanged (``late``: ``combine``).
+  ``mmrun.fusion_classes`` reads both without importing torch, for `mmrun list fusion` and the
+  sweep report;
+* ``budget_knob`` names the constructor argument that sets the fusion's size (its width,
+  rank, ...), which ``fusion.param_budget`` scales (``mmrun.fusion.budget``); a knob that must be
+  a multiple of another option names it in ``budget_multiple_of`` (``heads``, ``chunks``).
 
 ``register("name")`` adds a class to ``FUSIONS``; ``conf/fusion/<name>.yaml`` points at the
 registered class, and a test checks that the two agree.
@@ -55,6 +65,10 @@ class Fusion(nn.Module):
     min_modalities: ClassVar[int] = 1
     max_modalities: ClassVar[int | None] = None
     alternatives: ClassVar[str] = "concat, attention"
+    equivalence: ClassVar[str] = ""  # every registered class declares its own (see above)
+    equivalent_over: ClassVar[tuple[str, ...]] = ()
+    budget_knob: ClassVar[str] = "hidden"
+    budget_multiple_of: ClassVar[str | None] = None
 
     out_dim: int
 

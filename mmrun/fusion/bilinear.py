@@ -20,6 +20,9 @@ from mmrun.fusion.layers import ModalityProjection, masked_multiply, signed_sqrt
 class MLBFusion(Fusion):
     """Low-rank bilinear pooling: h = P^T (tanh(U_1 x_1) * ... * tanh(U_M x_M)) + b.
 
+    This is ``product`` with a tanh on each projection and an output map P; the tanh bounds
+    the factors, so the two are related but not one function class.
+
     Kim et al., "Hadamard Product for Low-rank Bilinear Pooling", ICLR 2017, arXiv:1610.04325.
 
     Args:
@@ -29,6 +32,8 @@ class MLBFusion(Fusion):
         dropout: dropout on the Hadamard product.
     """
 
+    equivalence = "mlb"
+    budget_knob = "rank"
     min_modalities = 2
 
     def __init__(
@@ -81,6 +86,9 @@ class MFBFusion(_FactorizedPooling):
         dropout: dropout on the expanded product before pooling.
     """
 
+    equivalence = "mfb"
+    budget_knob = "out"
+
     def __init__(self, dims: dict[str, int], out: int = 128, factor: int = 4, dropout: float = 0.0):
         super().__init__(dims, out, factor, 1, dropout)
 
@@ -89,6 +97,9 @@ class MFBFusion(_FactorizedPooling):
 class MFHFusion(_FactorizedPooling):
     """Multimodal factorised high-order pooling: ``order`` cascaded MFB blocks,
     e_i = e_{i-1} * prod_m U_m^(i) x_m, h = [z_1; ...; z_p], z_i = L2(signed_sqrt(SumPool_k(e_i))).
+
+    With order=1 it is ``mfb`` exactly (the same ``_FactorizedPooling`` code and parameters);
+    at the default order 2 it adds a second block, a larger function class than mfb's.
 
     Yu et al., "Beyond Bilinear: Generalized Multimodal Factorized High-order Pooling for
     Visual Question Answering", IEEE TNNLS 2018, arXiv:1708.03619.
@@ -100,6 +111,9 @@ class MFHFusion(_FactorizedPooling):
         order: number of cascaded MFB blocks p.
         dropout: dropout on the expanded products before pooling.
     """
+
+    equivalence = "mfh"
+    budget_knob = "out"
 
     def __init__(
         self,

@@ -24,6 +24,8 @@ class ConcatFusion(Fusion):
         dropout: dropout after the projection.
     """
 
+    equivalence = "concat"
+
     def __init__(self, dims: dict[str, int], hidden: int = 0, dropout: float = 0.0) -> None:
         super().__init__(dims)
         width = sum(dims.values())

@@ -23,6 +23,8 @@ class DeepSetFusion(Fusion):
         dropout: dropout inside rho.
     """
 
+    equivalence = "deepset"
+
     def __init__(self, dims: dict[str, int], hidden: int = 128, dropout: float = 0.0) -> None:
         super().__init__(dims)
         self.project = ModalityProjection(dims, hidden)

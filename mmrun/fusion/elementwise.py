@@ -33,6 +33,8 @@ class SumFusion(_ProjectedFusion):
         dropout: dropout on the fused vector.
     """
 
+    equivalence = "sum"
+
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.project(encoded, present).sum(1))
 
@@ -42,6 +44,10 @@ class WeightedFusion(_ProjectedFusion):
     """Learned convex combination: h = sum_m w_m W_m z_m, w = softmax(a) renormalised over
     the modalities present in each sample (one learned scalar a_m per modality).
 
+    With every modality present w does not depend on the sample, so w_m folds into the
+    projection (w_m W_m, w_m b_m): weighted computes exactly the functions of ``sum`` (its
+    declared ``equivalence``). It differs from sum only when modalities are missing.
+
     A global (sample-independent) variant of attention fusion; see Baltrusaitis et al.,
     "Multimodal Machine Learning: A Survey and Taxonomy", TPAMI 2019, arXiv:1705.09406.
 
@@ -50,6 +56,8 @@ class WeightedFusion(_ProjectedFusion):
         hidden: common width every modality is projected to (the output width).
         dropout: dropout on the fused vector.
     """
+
+    equivalence = "sum"
 
     def __init__(self, dims: dict[str, int], hidden: int = 128, dropout: float = 0.0) -> None:
         super().__init__(dims, hidden, dropout)
@@ -74,6 +82,8 @@ class ProductFusion(_ProjectedFusion):
         hidden: common width every modality is projected to (the output width).
         dropout: dropout on the fused vector.
     """
+
+    equivalence = "product"
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
         return self.dropout(masked_multiply(self.project(encoded, present), present))

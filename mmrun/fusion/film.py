@@ -29,6 +29,7 @@ class FiLMFusion(Fusion):
         dropout: dropout on the fused vector.
     """
 
+    equivalence = "film"
     min_modalities = 2
 
     def __init__(
@@ -56,9 +57,8 @@ class FiLMFusion(Fusion):
         c, others = self.cond_index, self.others
         z = self.project(encoded, present)  # [B, M, H], absent rows zero
         has_cond = present[:, c : c + 1]
-        gamma, beta = (
-            self.film(encoded[self.conditioner].pooled).masked_fill(~has_cond, 0.0).chunk(2, -1)
-        )
+        condition = encoded[self.conditioner].pooled.masked_fill(~has_cond, 0.0)
+        gamma, beta = self.film(condition).masked_fill(~has_cond, 0.0).chunk(2, -1)
         modulated = (1 + gamma.unsqueeze(1)) * z[:, others] + beta.unsqueeze(1)
         modulated = modulated.masked_fill(~present[:, others].unsqueeze(-1), 0.0)
         mean = modulated.sum(1) / masked_count(present[:, others])

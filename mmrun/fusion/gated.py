@@ -25,6 +25,8 @@ class GatedFusion(Fusion):
         dropout: dropout on the fused vector.
     """
 
+    equivalence = "gated"
+
     def __init__(self, dims: dict[str, int], hidden: int = 128, dropout: float = 0.0) -> None:
         super().__init__(dims)
         self.project = ModalityProjection(dims, hidden, activation=nn.Tanh())

@@ -8,7 +8,7 @@ from torch import nn
 from mmrun.encoders.base import EncoderOutput, mlp
 from mmrun.errors import FusionError
 from mmrun.fusion.base import Fusion, register
-from mmrun.fusion.layers import masked_count, masked_softmax
+from mmrun.fusion.layers import masked_count, masked_pooled, masked_softmax
 
 COMBINE = ("mean", "weighted", "poe")
 
@@ -30,6 +30,10 @@ class LateFusion(Fusion):
     and Taxonomy", TPAMI 2019, arXiv:1705.09406; products of experts after Hinton, "Training
     Products of Experts by Minimizing Contrastive Divergence", Neural Computation 2002.
 
+    With every modality present the three are one function class (``equivalent_over``):
+    mean's 1/M and weighted's softmax weights are then constants that fold into the last
+    linear layer of each head, giving poe's plain sum. With modalities missing they differ.
+
     Args:
         dims: width of each modality's pooled vector.
         num_outputs: number of logits (the task's output width).
@@ -38,6 +42,8 @@ class LateFusion(Fusion):
         dropout: dropout inside each head.
     """
 
+    equivalence = "late"
+    equivalent_over = ("combine",)
     emits_logits = True
 
     def __init__(
@@ -68,6 +74,8 @@ class LateFusion(Fusion):
         return weights / masked_count(present) if self.combine == "mean" else weights
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([head(encoded[m].pooled) for m, head in self.heads.items()], 1)
+        inputs = masked_pooled(encoded, present, self.modalities)
+        heads = self.heads.values()
+        logits = torch.stack([head(x) for x, head in zip(inputs, heads, strict=True)], 1)
         logits = logits.masked_fill(~present.unsqueeze(-1), 0.0)
         return (self.weights(present).to(logits.dtype).unsqueeze(-1) * logits).sum(1)

@@ -14,8 +14,9 @@ from mmrun.errors import FusionError
 class ModalityProjection(nn.Module):
     """Project each modality's pooled vector to one common width: ``[B, M, width]``.
 
-    Entries of absent modalities are zero, so neither their values nor their gradients depend
-    on the absent input (products turn them into 1 with ``masked_multiply``).
+    Absent modalities' inputs are zeroed before the linear maps and their outputs after, so no
+    value of an absent input, not even a non-finite one, reaches the output or the gradient of
+    any weight; absent entries are zero (products turn them into 1 with ``masked_multiply``).
 
     Args:
         dims: width of each modality's pooled vector.
@@ -29,9 +30,9 @@ class ModalityProjection(nn.Module):
         self.activation = activation if activation is not None else nn.Identity()
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
-        z = torch.stack(
-            [self.activation(lin(encoded[m].pooled)) for m, lin in self.linears.items()], 1
-        )
+        inputs = masked_pooled(encoded, present, list(self.linears))
+        pairs = zip(inputs, self.linears.values(), strict=True)
+        z = torch.stack([self.activation(lin(x)) for x, lin in pairs], 1)
         return z.masked_fill(~present.unsqueeze(-1), 0.0)
 
 
@@ -40,8 +41,9 @@ class TokenProjection(nn.Module):
     embedding, and fold ``present`` into the token mask.
 
     Returns per-modality lists ``tokens [B, T_m, width]`` and ``mask [B, T_m]`` (True = real
-    token of a present modality). Masked tokens are zeroed so that no value of theirs, not
-    even a non-finite one, can reach the output.
+    token of a present modality). Masked tokens are zeroed before the linear map and after it,
+    so that no value of theirs, not even a non-finite one, reaches the output or the gradient of
+    any weight.
 
     Args:
         dims: token width of each modality.
@@ -59,8 +61,9 @@ class TokenProjection(nn.Module):
         tokens, masks = [], []
         for i, (m, lin) in enumerate(self.linears.items()):
             mask = encoded[m].mask & present[:, i : i + 1]
-            x = lin(encoded[m].tokens) + self.type_embedding[i]
-            tokens.append(x.masked_fill(~mask.unsqueeze(-1), 0.0))
+            off = ~mask.unsqueeze(-1)  # padded tokens and absent modalities
+            x = lin(encoded[m].tokens.masked_fill(off, 0.0)) + self.type_embedding[i]
+            tokens.append(x.masked_fill(off, 0.0))
             masks.append(mask)
         return tokens, masks
 

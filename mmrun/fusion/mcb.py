@@ -17,7 +17,8 @@ class MCBFusion(Fusion):
     The circular convolution of the sketches is the count sketch of the outer product
     x_1 (x) ... (x) x_M, so M > 2 modalities follow directly; an absent modality's spectrum
     is 1 (the sketch of a unit delta, the identity of convolution). Hashes and signs are fixed
-    buffers drawn from ``seed``. Fukui et al., "Multimodal Compact Bilinear Pooling for Visual
+    buffers drawn from ``seed``, which conf/fusion/mcb.yaml ties to the run's seed so that the
+    spread over seeds includes the hashing. Fukui et al., "Multimodal Compact Bilinear Pooling for Visual
     Question Answering and Visual Grounding", EMNLP 2016, arXiv:1606.01847.
 
     Args:
@@ -26,6 +27,8 @@ class MCBFusion(Fusion):
         seed: seed of the random hashes and signs.
     """
 
+    equivalence = "mcb"
+    budget_knob = "dim"
     min_modalities = 2
 
     def __init__(self, dims: dict[str, int], dim: int = 1024, seed: int = 0) -> None:

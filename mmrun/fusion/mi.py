@@ -38,6 +38,8 @@ class MIFusion(Fusion):
         dropout: dropout on the fused vector.
     """
 
+    equivalence = "mi"
+    budget_knob = "width"
     min_modalities = 2
 
     def __init__(self, dims: dict[str, int], width: int = 32, dropout: float = 0.0) -> None:

@@ -31,6 +31,9 @@ class MulTFusion(Fusion):
         dropout: dropout on attention weights and in the feed-forward networks.
     """
 
+    equivalence = "mult"
+    budget_knob = "width"
+    budget_multiple_of = "heads"
     uses_tokens = True
     min_modalities = 2
 

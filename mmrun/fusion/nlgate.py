@@ -30,6 +30,9 @@ class NLGateFusion(Fusion):
         dropout: dropout on the attention weights.
     """
 
+    equivalence = "nlgate"
+    budget_knob = "width"
+    budget_multiple_of = "heads"
     uses_tokens = True
     min_modalities = 2
 

@@ -31,6 +31,9 @@ class PerceiverFusion(Fusion):
         dropout: dropout on attention weights and in the feed-forward networks.
     """
 
+    equivalence = "perceiver"
+    budget_knob = "width"
+    budget_multiple_of = "heads"
     uses_tokens = True
 
     def __init__(

@@ -27,7 +27,9 @@ class TensorFusion(Fusion):
     """Tensor Fusion Network: h = W vec([1; z_1] (x) [1; z_2] (x) ... (x) [1; z_M]) + b with
     z_m = P_m x_m a small linear projection; an absent modality's factor is [1; 0 ... 0].
 
-    The outer product is prod_m (width + 1) wide: 2401 for four modalities at width 6.
+    The outer product is prod_m (width + 1) wide: 2401 for four modalities at width 6, the
+    default (conf/fusion/tensor.yaml), which ``lowrank`` shares so that at defaults it is the
+    low-rank factorisation of this very tensor.
     Zadeh et al., "Tensor Fusion Network for Multimodal Sentiment Analysis", EMNLP 2017,
     arXiv:1707.07250.
 
@@ -38,6 +40,7 @@ class TensorFusion(Fusion):
         dropout: dropout on the flattened outer product.
     """
 
+    equivalence = "tensor"
     min_modalities = 2
     alternatives = "lowrank, concat"
 
@@ -67,9 +70,13 @@ class TensorFusion(Fusion):
 
 @register("lowrank")
 class LowRankFusion(Fusion):
-    """Low-rank Multimodal Fusion: h = sum_r w_r prod_m (W_m^(r) [1; x_m]) + b, the tensor
+    """Low-rank Multimodal Fusion: h = sum_r w_r prod_m (W_m^(r) [1; z_m]) + b, the tensor
     fusion weight W constrained to rank r; an absent modality's input is [1; 0 ... 0].
 
+    z_m = P_m x_m is the same projection as ``tensor``'s, of the same default width (6, in
+    conf/fusion/lowrank.yaml), so at defaults lowrank and tensor fuse the same projected inputs
+    and differ only by the rank constraint; ``width=null`` fuses the encoder outputs z_m = x_m
+    directly, as the paper does with its modality sub-networks.
     Every factor W_m^(r), the rank weights w and the bias are registered parameters.
     Liu et al., "Efficient Low-rank Multimodal Fusion with Modality-Specific Factors",
     ACL 2018, arXiv:1806.00064.
@@ -78,19 +85,27 @@ class LowRankFusion(Fusion):
         dims: width of each modality's pooled vector (at least two modalities).
         rank: number of rank-one terms r.
         hidden: output width.
+        width: width each modality is projected to first; None fuses the raw pooled vectors.
         dropout: dropout on the fused vector.
     """
 
+    equivalence = "lowrank"
     min_modalities = 2
 
     def __init__(
-        self, dims: dict[str, int], rank: int = 4, hidden: int = 128, dropout: float = 0.0
+        self,
+        dims: dict[str, int],
+        rank: int = 4,
+        hidden: int = 128,
+        width: int | None = None,
+        dropout: float = 0.0,
     ):
         super().__init__(dims)
         self.rank, self.hidden = rank, hidden
+        self.project = ModalityProjection(dims, width) if width is not None else None
         self.factors = nn.ParameterList(
             nn.Parameter(nn.init.xavier_normal_(torch.empty(rank, d + 1, hidden)))
-            for d in dims.values()
+            for d in (dims.values() if width is None else [width] * len(dims))
         )
         self.rank_weights = nn.Parameter(torch.full((rank,), 1.0 / math.sqrt(rank)))
         self.bias = nn.Parameter(torch.zeros(hidden))
@@ -98,10 +113,12 @@ class LowRankFusion(Fusion):
         self.out_dim = hidden
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
+        if self.project is None:
+            inputs = masked_pooled(encoded, present, self.modalities)
+        else:
+            inputs = self.project(encoded, present).unbind(1)
         fused = None
-        for x, factor in zip(
-            masked_pooled(encoded, present, self.modalities), self.factors, strict=True
-        ):
+        for x, factor in zip(inputs, self.factors, strict=True):
             # [B, d+1] @ [d+1, rank * hidden] -> [B, rank, hidden]
             f = (with_one(x) @ factor.transpose(0, 1).flatten(1)).view(-1, self.rank, self.hidden)
             fused = f if fused is None else fused * f

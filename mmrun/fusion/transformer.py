@@ -31,6 +31,9 @@ class TransformerFusion(Fusion):
         dropout: dropout on attention weights and in the feed-forward networks.
     """
 
+    equivalence = "transformer"
+    budget_knob = "width"
+    budget_multiple_of = "heads"
     uses_tokens = True
 
     def __init__(

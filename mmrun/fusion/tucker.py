@@ -81,6 +81,9 @@ class MutanFusion(_BlockTermFusion):
         dropout: dropout on z.
     """
 
+    equivalence = "mutan"
+    budget_knob = "width"
+
     def __init__(
         self,
         dims: dict[str, int],
@@ -108,6 +111,10 @@ class BlockFusion(_BlockTermFusion):
         hidden: output width of W_o.
         dropout: dropout on the concatenated blocks.
     """
+
+    equivalence = "block"
+    budget_knob = "width"
+    budget_multiple_of = "chunks"
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ from mmrun.sweep.table import Comparison, Reference, Row
 NOT_SIGNIFICANT = "not significant"
 NOT_RANKED = "reference (not ranked)"
 REPEATS_FIELD = "repeats set aside"
+CLASS_FIELD = "shared function class"
+PARAMETER_SPREAD = 1.10  # parameter counts further apart than this ratio are pointed out
 TERMINAL_KEY = (f"vs best: paired test against the best over shared seeds (*: p < {ALPHA}; ns: not significant; "
                 f"n/a: < 2 shared seeds)")
 TERMINAL_MORE = "CI, parameters, time and memory: comparison.md and .csv"
@@ -127,8 +129,8 @@ def columns(comparison: Comparison, terminal: bool = False) -> list[Column]:
     keys = comparison.group_by
     every = [
         Column("rank", lambda row: str(row.rank), _blank if keys else _reference_label),
-        *(Column(key, lambda row, key=key: _setting(row.settings[key]), _blank if i else _reference_label,
-                 numeric=False) for i, key in enumerate(keys)),
+        *(Column(key, lambda row, key=key, i=i: _setting(row.settings[key]) + ("" if i else row.class_mark),
+                 _blank if i else _reference_label, numeric=False) for i, key in enumerate(keys)),
         Column(f"{comparison.metric} mean ± std", lambda row: _mean_std(row.metric),
                lambda ref: _mean_std(ref.metric)),
         Column("95% CI", lambda row: _interval(row.metric), terminal=False),
@@ -176,6 +178,21 @@ def repeats_line(comparison: Comparison) -> str:
             f"of each seed counts, once): " + ", ".join(str(run.path) for run in repeats))
 
 
+def class_lines(comparison: Comparison) -> list[str]:
+    """One line per fusion function class that several rows share (``mmrun.sweep.classes``)."""
+    return [shared.line for shared in comparison.shared_classes]
+
+
+def parameters_line(comparison: Comparison) -> str:
+    """One line when the configurations' parameter counts differ by more than 10% ("" otherwise)."""
+    counts = [row.parameters for row in comparison.rows if row.parameters]
+    if not counts or max(counts) <= PARAMETER_SPREAD * min(counts):
+        return ""
+    return (f"parameter counts differ by more than {PARAMETER_SPREAD - 1:.0%} between configurations ({min(counts):,} "
+            f"to {max(counts):,}), so gaps may reflect size; compare fusions at one size with "
+            f"fusion.param_budget=N or +sweep=fusions_fair")
+
+
 def baseline_warning(comparison: Comparison) -> str:
     """One line naming the configurations that do not beat the baseline ("" when all do, or none)."""
     below, reference = comparison.below_baseline, comparison.baseline
@@ -206,6 +223,9 @@ def write_csv(comparison: Comparison, path: Path) -> None:
     repeats = bool(comparison.repeats)  # the column only when there are some: other reports keep their shape
     if repeats:
         fields.append(REPEATS_FIELD)
+    classes = {id(row): f"{shared.mark} {shared.name}" for shared in comparison.shared_classes for row in shared.rows}
+    if classes:  # likewise only when rows share a fusion function class
+        fields.append(CLASS_FIELD)
     reference = comparison.baseline
     if reference:
         fields += ["beats baseline", f"baseline {m} mean", "reference"]
@@ -228,6 +248,8 @@ def write_csv(comparison: Comparison, path: Path) -> None:
             ]
             if repeats:
                 values.append(_folders(row.repeats))
+            if classes:
+                values.append(classes.get(id(row), ""))
             if reference:
                 values += [_beats(row), row.baseline, ""]
             for measure in measures:
@@ -239,7 +261,7 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                 "", *("" for _ in comparison.group_by),
                 s and s.mean, s and s.std, "", "", s.n if s else 0, ts and ts.mean, ts and ts.std,
                 "", reference.time_s, "", "", "", "", "", _folders(reference.runs),
-                *([""] if repeats else []), "", "", reference.label,
+                *([""] if repeats else []), *([""] if classes else []), "", "", reference.label,
                 *("" for measure in measures for _ in range(4 + bool(measure.modality))),
             ]
             writer.writerow(["" if v is None else v for v in values])
@@ -304,6 +326,10 @@ def markdown(comparison: Comparison, extra_sections: list[str] = ()) -> str:
         lines.append(_markdown_row(cells(row, comparison)))
     if reference:
         lines.append(_markdown_row(reference_cells(reference, comparison)))
+    if shared := class_lines(comparison):
+        lines += ["", *(f"{line}." for line in shared)]
+    if sizes := parameters_line(comparison):
+        lines += ["", f"**Note:** {sizes}."]
     if repeated := repeats_line(comparison):
         lines += ["", f"**Note:** {repeated}."]
     if warning := baseline_warning(comparison):

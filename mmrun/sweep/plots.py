@@ -32,8 +32,9 @@ def _short(label: str) -> str:
 
 
 def _name(row) -> str:
-    """A configuration in a figure: its rank and (shortened) label, the same in every figure."""
-    return f"{row.rank}. {_short(row.label)}"
+    """A configuration in a figure: its rank, (shortened) label and any function-class mark
+    (``mmrun.sweep.classes``), the same in every figure."""
+    return f"{row.rank}. {_short(row.label)}{row.class_mark}"
 
 
 def palette(n: int) -> list[tuple[float, ...]]:
@@ -98,8 +99,11 @@ def comparison_png(comparison: Comparison, path: Path) -> Figure:
         _legend(figure, len(rows) + (reference is not None))
     direction = "higher" if comparison.mode == "max" else "lower"
     axes.set_xlabel(f"{comparison.metric} (mean ± std over seeds; {direction} is better)")
+    classes = "".join(f"\n{shared.mark} {shared.name}: one fusion function class (every modality present); gaps "
+                      f"between its rows are noise" for shared in comparison.shared_classes)
     axes.set_title("beside each bar: mean (n = seeds), then the paired test against the best:\n"
-                   "* differs (p < 0.05); ns: not significantly; no mark: not tested (< 2 shared seeds)", fontsize=8)
+                   "* differs (p < 0.05); ns: not significantly; no mark: not tested (< 2 shared seeds)" + classes,
+                   fontsize=8)
     figure.savefig(path)
     return figure
 

@@ -1,7 +1,8 @@
 """Write a comparison report for run or sweep folders and print its table.
 
 Files in ``output``: comparison.csv, comparison.md, comparison.png, learning_curves.png,
-comparison_robustness.png when the runs ran the analysis (``mmrun.sweep.analysis``), and for
+comparison_robustness.png when the runs ran the analysis (``mmrun.sweep.analysis``), a distillation
+section when they distilled (``mmrun.sweep.distill``), and for
 an Optuna search also optimisation_history.png with the best parameters in the Markdown. Used
 by the end-of-multirun callback and by ``mmrun compare``.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from mmrun.sweep import formats, plots
+from mmrun.sweep import distill, formats, plots
 from mmrun.sweep.runs import Run, find_runs
 from mmrun.sweep.table import Comparison, build
 
@@ -32,6 +33,9 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
     for folder in folders:
         if (folder / OPTUNA_RESULTS).is_file():
             sections.append(_search_section(folder, runs, comparison, output))
+    distilled = distill.distill_rows(comparison)
+    if distilled:
+        sections.append(distill.markdown(distilled, comparison.test_metric))
     formats.write_csv(comparison, output / "comparison.csv")
     (output / "comparison.md").write_text(formats.markdown(comparison, sections))
     plots.comparison_png(comparison, output / "comparison.png")
@@ -45,6 +49,10 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
     if comparison.rows:
         console.print(formats.rich_table(comparison, f"comparison of {len(runs) - len(comparison.failed)} runs "
                                                      f"by {comparison.metric} ({comparison.mode})"))
+    for line in formats.class_lines(comparison):
+        console.print(escape(line))
+    if sizes := formats.parameters_line(comparison):
+        console.print(f"[bold yellow]note:[/] {escape(sizes)}")
     if comparison.measures:
         console.print(formats.analysis_table(comparison))
     if repeated := formats.repeats_line(comparison):
@@ -53,6 +61,8 @@ def write_report(folders: list[Path], output: Path, group_by: list[str] | None =
         console.print(f"[bold yellow]warning:[/] {escape(warning)}")
     if single := formats.single_modality_line(comparison):
         console.print(escape(single))
+    if distilled:
+        console.print(distill.rich_table(distilled, comparison.test_metric))
     if comparison.failed:
         console.print(formats.failed_table(comparison))
     console.print(f"report: {output / 'comparison.md'} (+ .csv, {', '.join(figures)})")

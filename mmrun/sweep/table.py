@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from mmrun.errors import ConfigError
 from mmrun.sweep.analysis import MEASURES, Measure, RowAnalysis, summarise_analysis
+from mmrun.sweep.classes import SharedClass, mark_shared_classes
 from mmrun.sweep.runs import Run, swept_keys
 from mmrun.sweep.stats import PairedTest, SeedSummary, metric_range, paired_test, summarise
 
@@ -44,6 +45,7 @@ class Row:
     beats_baseline: bool | None = None  # None: no baseline (or no value) to compare with
     repeats: list[Run] = field(default_factory=list)  # earlier runs of a seed in ``runs``: not counted
     analysis: RowAnalysis | None = None  # robustness and contribution, when its runs ran the analysis
+    class_mark: str = ""  # footnote mark of a fusion function class it shares with other rows (mmrun.sweep.classes)
 
     @property
     def label(self) -> str:
@@ -84,6 +86,7 @@ class Comparison:
     rows: list[Row]
     failed: list[Run] = field(default_factory=list)
     baseline: Reference | None = None
+    shared_classes: list[SharedClass] = field(default_factory=list)  # rows whose fusions are one function class
 
     @property
     def best(self) -> Row | None:
@@ -195,7 +198,7 @@ def build(runs: list[Run], group_by: list[str] | None = None, metric: str | None
     if reference is not None:
         for row in rows:
             _compare_with_baseline(row, reference, metric, mode)
-    return Comparison(metric, test_metric, mode, list(keys), rows, failed, reference)
+    return Comparison(metric, test_metric, mode, list(keys), rows, failed, reference, mark_shared_classes(rows))
 
 
 def _reference(runs: list[Run], metric: str, test_metric: str) -> Reference | None:

@@ -13,9 +13,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 
-from mmrun.components import build
 from mmrun.data.spec import DataSpec
 from mmrun.encoders.base import mlp
+from mmrun.fusion.budget import build_fusion
 from mmrun.tasks.base import TaskFamily
 from mmrun.tasks.objectives import build_objective, resolve_task_type
 
@@ -40,11 +40,14 @@ class PredictionTask(TaskFamily):
         self.monitor, self.monitor_mode = self.objective.monitor, self.objective.monitor_mode
         outputs = self.objective.num_outputs
         if get_class(fusion._target_).emits_logits:
-            self.fusion = build(fusion, "fusion", dims=dims, num_outputs=outputs)
+            self.fusion = build_fusion(fusion, dims, num_outputs=outputs)
             self.head: nn.Module = nn.Identity()
         else:
-            self.fusion = build(fusion, "fusion", dims=dims)
-            self.head = mlp(self.fusion.out_dim, head_hidden, outputs, dropout)
+            def head(width: int) -> nn.Module:
+                return mlp(width, head_hidden, outputs, dropout)
+
+            self.fusion = build_fusion(fusion, dims, head)
+            self.head = head(self.fusion.out_dim)
         # One collection per split ("train" cannot be a ModuleDict key: it is a Module method).
         self.train_metrics = self.objective.metrics().clone(prefix="train/")
         self.val_metrics = self.objective.metrics().clone(prefix="val/")

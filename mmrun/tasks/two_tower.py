@@ -22,9 +22,9 @@ from omegaconf import DictConfig
 from torch import nn
 from torchmetrics.utilities import dim_zero_cat
 
-from mmrun.components import build
 from mmrun.data.spec import DataSpec
 from mmrun.errors import ConfigError
+from mmrun.fusion.budget import build_fusion
 from mmrun.tasks.base import TaskFamily
 
 log = logging.getLogger("mmrun")
@@ -99,7 +99,8 @@ class TwoTowerTask(TaskFamily):
         for side, names in self.sides.items():
             width = dims[names[0]]
             if len(names) > 1:
-                self.fusions[side] = build(fusion, "fusion", dims={n: dims[n] for n in names})
+                self.fusions[side] = build_fusion(fusion, {n: dims[n] for n in names},
+                                                  lambda width: nn.Linear(width, embed_dim))
                 width = self.fusions[side].out_dim
             self.projections[side] = nn.Linear(width, embed_dim)
         if not self.fusions:

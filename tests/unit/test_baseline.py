@@ -307,3 +307,18 @@ def test_the_runs_own_monitor_selects_when_the_baseline_has_it():
     assert by_r2["candidates"]["ridge"]["val"]["val/r2"] == max(point["val/r2"] for point in grid)
     by_loss = run_baseline(splits, spec, task, seed=0, monitor="val/loss", monitor_mode="min")
     assert by_loss["monitor"] == "val/mse" and by_loss["monitor_mode"] == "min"  # no loss: the task's own
+
+
+def test_only_the_labelled_training_rows_are_fitted():
+    """dataset.label_fraction: the rows without a usable label never reach the baseline."""
+    splits, spec = tabular_data("multiclass")
+    labelled = torch.zeros(400, dtype=torch.bool)
+    labelled[::4] = True
+    train = splits["train"]
+    scrambled = torch.randint(0, 4, (400,), generator=torch.Generator().manual_seed(1))
+    train["label"] = torch.where(labelled, train["label"], scrambled)
+    train["labelled"] = labelled
+    result = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0)
+    assert result["train_rows"] == 100 and result["test"]["test/acc"] > 0.85  # the scrambled labels are unread
+    capped = run_baseline(splits, spec, build_objective("multiclass", spec), seed=0, max_train_rows=50)
+    assert capped["train_rows"] == 50

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from mmrun.encoders.base import EncoderOutput
 from mmrun.errors import FusionError
 from mmrun.fusion import FUSIONS, Fusion
+from mmrun.fusion.budget import BUDGET_KEY, build_fusion
 from mmrun.fusion.late import LateFusion
 from mmrun.fusion.layers import AttentionBlock, MaskedAttention
 from mmrun.fusion.mcb import MCBFusion
@@ -210,12 +211,13 @@ def test_registry_and_yaml_agree() -> None:
 def test_yaml_instantiates_the_registered_class(name: str) -> None:
     path = CONF / f"{name}.yaml"
     assert path.read_text().startswith("# "), "first line is a one-line description"
-    cfg = OmegaConf.load(path)
+    cfg = OmegaConf.create({"seed": 0, "fusion": OmegaConf.load(path)}).fusion  # ${seed} resolves
     assert hydra.utils.get_class(cfg._target_) is FUSIONS[name]
     params = inspect.signature(FUSIONS[name].__init__).parameters
-    assert set(cfg) - {"_target_"} <= set(params), "yaml keys are constructor arguments"
+    assert set(cfg) - {"_target_", BUDGET_KEY} <= set(params), "yaml keys are constructor arguments"
+    assert cfg[BUDGET_KEY] is None, "sizes as configured unless a budget is set"
     extra = {"num_outputs": NUM_OUTPUTS} if FUSIONS[name].emits_logits else {}
-    fusion = hydra.utils.instantiate(cfg, _partial_=True)(dims=DIMS3, **extra)
+    fusion = build_fusion(cfg, DIMS3, **extra)
     assert type(fusion) is FUSIONS[name]
     out = fusion.eval()(encode(DIMS3, 2), torch.ones(2, 3, dtype=torch.bool))
     assert out.shape == (2, fusion.out_dim)
@@ -315,16 +317,20 @@ def test_lowrank_matches_its_explicit_formula() -> None:
         torch.testing.assert_close(out[row], expected)
 
 
-def test_full_rank_lowrank_equals_tensor_fusion_then_linear() -> None:
-    """With rank = (d_a+1)(d_b+1) the factors can hold any weight W: LMF == W vec(TFN)."""
+@pytest.mark.parametrize("projected", [False, True], ids=["raw", "projected"])
+def test_full_rank_lowrank_equals_tensor_fusion_then_linear(projected: bool) -> None:
+    """With rank = (d_a+1)(d_b+1) the factors can hold any weight W: LMF == W vec(TFN), on the
+    raw inputs (the paper's LMF) or on the same projections as tensor (mmrun's default)."""
     dims, out_dim = {"a": 3, "b": 3}, 4
     torch.manual_seed(0)
     weight, bias = torch.randn(4, 4, out_dim), torch.randn(out_dim)
     tensor = TensorFusion(dims, width=3, hidden=out_dim)
-    lowrank = LowRankFusion(dims, rank=16, hidden=out_dim)
+    lowrank = LowRankFusion(dims, rank=16, hidden=out_dim, width=3 if projected else None)
     eye = torch.eye(4)
     with torch.no_grad():
-        for linear in tensor.project.linears.values():  # identity projections: z_m = x_m
+        if projected:
+            lowrank.project.load_state_dict(tensor.project.state_dict())
+        for linear in () if projected else tensor.project.linears.values():  # z_m = x_m
             linear.weight.copy_(torch.eye(3))
             linear.bias.zero_()
         tensor.head.weight.copy_(weight.reshape(16, out_dim).T)
@@ -340,6 +346,14 @@ def test_full_rank_lowrank_equals_tensor_fusion_then_linear() -> None:
     torch.testing.assert_close(
         lowrank(encoded, present), tensor(encoded, present), rtol=1e-4, atol=1e-5
     )
+
+
+def test_tensor_and_lowrank_defaults_fuse_the_same_projected_inputs() -> None:
+    tensor, lowrank = (OmegaConf.load(CONF / f"{name}.yaml") for name in ("tensor", "lowrank"))
+    assert lowrank.width == tensor.width
+    fusion = build_fusion(lowrank, DIMS3)
+    shape = (lowrank.rank, tensor.width + 1, lowrank.hidden)
+    assert {tuple(f.shape) for f in fusion.factors} == {shape}
 
 
 def test_mcb_fft_equals_circular_convolution_and_outer_product_sketch() -> None:

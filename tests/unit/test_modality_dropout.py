@@ -5,7 +5,6 @@ import torch
 from conftest import compose_train
 
 from mmrun.data.interactions import SyntheticInteractionsDataModule
-from mmrun.data.synthetic import SyntheticDataModule
 from mmrun.errors import ConfigError
 from mmrun.modality_dropout import ModalityDropout, build_modality_dropout
 from mmrun.model import MultimodalModule
@@ -119,10 +118,8 @@ def test_bad_values_are_refused_in_one_line(value, message):
 
 
 @pytest.fixture(scope="module")
-def synthetic():
-    datamodule = SyntheticDataModule(size=64, batch_size=16)
-    datamodule.setup()
-    return datamodule
+def synthetic(small_data):
+    return small_data
 
 
 def test_the_module_drops_in_training_steps_only(synthetic):

@@ -4,16 +4,13 @@ import pytest
 import torch
 from conftest import compose_train
 
-from mmrun.data.synthetic import SyntheticDataModule
 from mmrun.errors import ConfigError
 from mmrun.model import MultimodalModule
 
 
 @pytest.fixture(scope="module")
-def data():
-    datamodule = SyntheticDataModule(size=64, batch_size=16)
-    datamodule.setup()
-    return datamodule
+def data(small_data):
+    return small_data
 
 
 def _batch(data):

@@ -6,13 +6,11 @@ import json
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from test_interactions_manifest import ITEMS, USERS, build, interaction_rows, tables, write_csv
+from test_recommendation import task_for
 
 from mmrun.errors import ConfigError, DataError
-from mmrun.tasks.recommendation import RecommendationTask
 
-CONCAT = OmegaConf.create({"_target_": "mmrun.fusion.concat.ConcatFusion"})
 COUNTRIES = ("fr", "de", "it")
 
 
@@ -25,13 +23,6 @@ def with_users(tmp_path, users=None, **options):
     interactions, items = tables(tmp_path)
     users_table = write_csv(tmp_path / "users.csv", users or user_rows())
     return build(interactions, items, users=str(users_table), **options), users_table
-
-
-def task_for(datamodule, **options) -> RecommendationTask:
-    dims = {m.name: 4 for m in datamodule.spec.modalities}
-    task = RecommendationTask(datamodule.spec, dims, CONCAT, embed_dim=5, **options)
-    task.attach_data(datamodule)
-    return task
 
 
 def test_a_user_table_becomes_user_modalities_fitted_on_training_users(tmp_path):
