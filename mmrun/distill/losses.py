@@ -9,6 +9,7 @@ path from forward-hook dicts, and the package requires torchvision.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
@@ -52,7 +53,7 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str, temperature
     return kl * temperature**2
 
 
-class DistillLoss(nn.Module):
+class DistillLoss(nn.Module, ABC):
     """Base: ``needs_features`` losses compare fused vectors (a hook keeps them), the others logits."""
 
     needs_features: ClassVar[bool] = False
@@ -61,8 +62,9 @@ class DistillLoss(nn.Module):
         super().__init__()
         self.kind, self.temperature = kind, temperature
 
+    @abstractmethod
     def forward(self, student: Outputs, teacher: Outputs) -> torch.Tensor:
-        raise NotImplementedError  # every registered loss defines its comparison
+        """The loss term comparing the student's outputs with the teacher's."""
 
 
 @register("kd")
