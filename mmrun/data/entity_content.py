@@ -12,10 +12,6 @@ rows, and the per-entity tensors with their present flags.
 
 from __future__ import annotations
 
-import csv
-import logging
-import os
-
 import torch
 
 from mmrun.data.cache import TensorCache
@@ -23,10 +19,8 @@ from mmrun.data.columns import ColumnPlan
 from mmrun.data.modalities import Reader, log_cache, make_reader
 from mmrun.data.preprocess.tabular import category_key
 from mmrun.data.table import Table
-from mmrun.data.validation import Problems, run_folder
+from mmrun.data.validation import Problems, report_skipped
 from mmrun.errors import DataError
-
-log = logging.getLogger("mmrun")
 
 
 def entity_ids(table: Table, column: str, entity: str, option: str) -> list[str]:
@@ -84,7 +78,7 @@ def check_content(table: Table, readers: dict[str, Reader], allow_missing: bool,
     if on_error == "raise":
         raise DataError(where + problems.message())
     skipped = problems.skipped()
-    report_content(skipped, listing)
+    report_skipped(skipped, listing)
     return problems.rows, skipped
 
 
@@ -109,21 +103,3 @@ def gather(readers: dict[str, Reader], states: dict, content_row: torch.Tensor
 def fit_states(readers: dict[str, Reader], rows: torch.Tensor) -> dict:
     """Each reader's preprocessing fitted on the content ``rows`` it has a value for."""
     return {name: reader.fit(rows[~reader.missing[rows]]) for name, reader in readers.items()}
-
-
-def report_content(skipped: dict, listing: str) -> None:
-    """Log how many content rows a run skips and list them in the run folder's ``listing`` file."""
-    folder = run_folder()
-    where = ""
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / listing
-        temporary = folder / f".{listing}.{os.getpid()}.tmp"
-        with temporary.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(skipped["header"])
-            writer.writerows(skipped["rows"])
-        os.replace(temporary, target)
-        where = f"; listed in {target}"
-    log.warning("skipped %d bad content row(s) of %d in %s%s", len(skipped["rows"]), skipped["total"],
-                skipped["table"], where)

@@ -62,7 +62,7 @@ from mmrun.data.infer import infer_file_options
 from mmrun.data.interactions import InteractionsDataModule
 from mmrun.data.manifest import OPTION_TYPES, SPLIT_NAMES, plain
 from mmrun.data.entity_content import (check_content, entity_ids, first_rows, fit_states, gather, read_content,
-                                       report_content, without_columns)
+                                       without_columns)
 from mmrun.data.modalities import Reader
 from mmrun.data.preprocess import make_options
 from mmrun.data.preprocess.tabular import category_key
@@ -254,7 +254,7 @@ class InteractionsManifestDataModule(InteractionsDataModule):
         """Log and list the skipped items, users and interactions (``on_error=skip``)."""
         for part, listing in (("items", SKIPPED_ITEMS), ("users", SKIPPED_USERS)):
             if skipped.get(part):
-                report_content(skipped[part], listing)
+                report_skipped(skipped[part], listing)
         if skipped.get("interactions"):
             report_skipped(skipped["interactions"])
 

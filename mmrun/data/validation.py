@@ -75,10 +75,10 @@ def run_folder() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
 
 
-def write_skipped(skipped: dict, folder: Path) -> Path:
-    """Write a skip report (``Problems.skipped``) to ``folder/skipped_rows.csv`` atomically."""
-    target = folder / SKIPPED_FILE
-    temporary = folder / f".{SKIPPED_FILE}.{os.getpid()}.tmp"
+def write_skipped(skipped: dict, folder: Path, name: str = SKIPPED_FILE) -> Path:
+    """Write a skip report (``Problems.skipped``) to ``folder/name`` atomically."""
+    target = folder / name
+    temporary = folder / f".{name}.{os.getpid()}.tmp"
     folder.mkdir(parents=True, exist_ok=True)
     with temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -88,10 +88,10 @@ def write_skipped(skipped: dict, folder: Path) -> Path:
     return target
 
 
-def report_skipped(skipped: dict) -> None:
-    """Log how many rows a run skips and list them in the run folder's ``skipped_rows.csv``."""
+def report_skipped(skipped: dict, name: str = SKIPPED_FILE) -> None:
+    """Log how many rows a run skips and list them in the run folder's ``name`` (``skipped_rows.csv``)."""
     folder = run_folder()
-    where = f"; listed in {write_skipped(skipped, folder)}" if folder is not None else ""
+    where = f"; listed in {write_skipped(skipped, folder, name)}" if folder is not None else ""
     log.warning("skipped %d bad row(s) of %d in %s%s", len(skipped["rows"]), skipped["total"], skipped["table"], where)
 
 
