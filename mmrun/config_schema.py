@@ -172,7 +172,7 @@ DISTILL: dict[str, Rule | Depends] = {
     "distill.alpha": UNIT,
     "distill.temperature": POSITIVE,
     "distill.cache_teacher": BOOL,
-    "distill.scratch": nullable(text("outputs/<scratch run>") | number()),
+    "distill.scratch": nullable(text("train") | number()),  # train, a scratch run's folder, or its test value
 }
 
 TRAIN: dict[str, Rule | Depends] = {

@@ -254,6 +254,24 @@ def run(cfg: DictConfig) -> float | None:
             raise
 
 
+def train_scratch_twin(cfg: DictConfig, run_dir: Path, overrides: list[str], progress) -> None:
+    """``distill.scratch=train``: train the student without its teacher first, in ``<run>/scratch``, and make
+    it the run's scratch reference (``mmrun.distill.twin``)."""
+    from mmrun.distill import twin
+
+    if not twin.wants_twin(cfg):
+        return
+    twin_dir = run_dir / twin.FOLDER
+    if twin.finished(twin_dir):
+        log.info("distill.scratch=train: the scratch student finished earlier in %s", twin_dir)
+    else:
+        log.info("distill.scratch=train: training the student without its teacher first, in %s", twin_dir)
+        _train(twin.twin_config(cfg, twin_dir), twin_dir, twin.twin_overrides(overrides), "none", progress)
+        log.info("distill.scratch=train: now the distilled student")
+    with open_dict(cfg):
+        cfg.distill.scratch = str(twin_dir)
+
+
 def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice: str, progress) -> float | None:
     import torch
     from hydra.core.hydra_config import HydraConfig
@@ -266,6 +284,7 @@ def _train(cfg: DictConfig, run_dir: Path, overrides: list[str], baseline_choice
     from mmrun.plots import ConfusionMatrixPlot, curves_png
     from mmrun.report import git_commit, metrics_table, package_versions, print_table, write_json
 
+    train_scratch_twin(cfg, run_dir, overrides, progress)
     resume = cfg.get("resume")
     if resume and cfg.optimizer.get("lr") == "auto":  # the rate found when the run started
         with open_dict(cfg):

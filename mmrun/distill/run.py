@@ -2,7 +2,8 @@
 attach the loss terms to the student, and write the ``distill`` block of metrics.json.
 
 The block records the teacher's test metrics recomputed on the run's own test split, and, when
-``distill.scratch`` names a run of the same student trained without a teacher, the fraction of
+``distill.scratch`` names a run of the same student trained without a teacher (``train``, the
+default, trains one first: ``mmrun.distill.twin``), the fraction of
 the teacher-student gap the distillation recovered: ``(distilled - scratch) / (teacher - scratch)``
 on the monitored metric's test value. A sweep (``+sweep=distill``) pairs its scratch and
 distilled runs itself (``mmrun.sweep.distill``).
@@ -25,6 +26,7 @@ from mmrun.distill.distiller import Distiller
 from mmrun.distill.inputs import split_for_student, student_modalities, teacher_view, widened
 from mmrun.distill.losses import LOSSES
 from mmrun.distill.teacher import Teacher
+from mmrun.distill.twin import TRAIN
 from mmrun.errors import ConfigError, DistillationError, MmrunError
 
 log = logging.getLogger("mmrun")
@@ -118,6 +120,7 @@ class Distillation:
             "teacher_outputs": self.teacher_outputs,
             "metric": metric,
             "teacher_test": teacher,
+            "scratch_reference": None if scratch is None else self.cfg.get("scratch"),
             "scratch_test": scratch,
             "gap_recovered": gap_recovered(student, scratch, taught),
         }
@@ -152,9 +155,12 @@ def gap_recovered(student: float | None, scratch: float | None, teacher: float |
 
 
 def scratch_value(reference: Any, metric: str) -> float | None:
-    """``distill.scratch``: the test value of a scratch run (its folder or metrics.json), or a number."""
-    if reference is None or isinstance(reference, (int, float)):
-        return None if reference is None else float(reference)
+    """``distill.scratch``: the test value of a scratch run (its folder or metrics.json), or a number;
+    None for ``train`` left on a scratch run itself (``distill.losses=[]``: ``mmrun.distill.twin``)."""
+    if reference is None or reference == TRAIN:
+        return None
+    if isinstance(reference, (int, float)):
+        return float(reference)
     path = Path(str(reference)).expanduser()
     file = path / "metrics.json" if path.is_dir() else path
     try:

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_train
 from mmrun.checkpoint import load_checkpoint, model_from_checkpoint
@@ -21,6 +21,7 @@ from mmrun.distill.distiller import CACHED_LOGITS
 from mmrun.distill.losses import RKD, kd_loss
 from mmrun.distill.run import Distillation, gap_recovered, scratch_value
 from mmrun.distill.teacher import Outputs
+from mmrun.distill.twin import finished, twin_config, twin_overrides, wants_twin
 from mmrun.errors import CheckpointError, ConfigError, DistillationError
 from mmrun.model import DISTILLER_KEY, MultimodalModule
 
@@ -108,6 +109,27 @@ def test_gap_recovered_and_the_scratch_reference(tmp_path):
     assert scratch_value(str(tmp_path), "test/acc") == 0.45 and scratch_value(0.5, "test/acc") == 0.5
     with pytest.raises(ConfigError, match=r"^distill\.scratch=.* is not a finished run with test/mse"):
         scratch_value(str(tmp_path), "test/mse")
+
+    assert scratch_value("train", "test/acc") is None  # left on a scratch run itself
+
+
+def test_the_scratch_twin_is_the_run_without_its_teacher_in_its_own_folder(tmp_path):
+    cfg = compose_train(["+distill=kd", "distill.teacher=t.ckpt", "logger=tensorboard", "+analysis=robustness"])
+    assert cfg.distill.scratch == "train" and wants_twin(cfg)
+    twin = twin_config(cfg, tmp_path / "run" / "scratch")
+    assert list(twin.distill.losses) == [] and twin.distill.scratch is None and not wants_twin(twin)
+    assert twin.logger == {} and twin.analysis is None and twin.distill.teacher == "t.ckpt"
+    assert twin.callbacks.model_checkpoint.dirpath == f"{tmp_path}/run/scratch/checkpoints"
+    assert OmegaConf.to_container(cfg.callbacks, resolve=False)["model_checkpoint"]["dirpath"] == (
+        "${mmrun.run_path:checkpoints}")  # the run's own config is left as it was
+    assert twin_overrides(["+distill=kd", "distill.losses=[kd,hint]", "seed=2"]) == [
+        "+distill=kd", "seed=2", "distill.losses=[]"]
+    with open_dict(cfg):
+        cfg.distill.losses = []
+    assert not wants_twin(cfg)  # a scratch run trains no twin of itself
+    assert not finished(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    assert finished(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ teacher
