@@ -124,7 +124,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
         from mmrun.distill.run import Distillation
 
         distillation = Distillation(cfg.distill)
-        datamodule = distillation.build_datamodule(cfg.dataset)
+        datamodule = distillation.build_datamodule(cfg.dataset, cfg.task)
     else:
         datamodule = instantiate(cfg.dataset)
         datamodule.setup("fit")

@@ -43,6 +43,32 @@ def compose_train(overrides: list[str], with_hydra: bool = False):
         return compose(config_name="train", overrides=overrides, return_hydra_config=with_hydra)
 
 
+def without_run_nodes(cfg):
+    """A composed train config without the nodes that need a Hydra run (callbacks, loggers)."""
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        del cfg["callbacks"], cfg["logger"]
+    return cfg
+
+
+def save_untrained_checkpoint(path: Path, overrides: list[str]) -> Path:
+    """An mmrun checkpoint of an untrained model of ``mmrun train <overrides>``, as mmrun train writes it."""
+    import torch
+    from hydra.utils import instantiate
+
+    from mmrun.model import MultimodalModule
+
+    cfg = without_run_nodes(compose_train(overrides))
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup()
+    model = MultimodalModule(cfg, datamodule.spec)
+    checkpoint = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 

@@ -3,7 +3,8 @@
 The teacher is frozen and in eval mode, and training batches are cut from fixed tensors (no
 augmentation of the inputs; ModDrop drops modalities from the student's view only), so its
 outputs for a training row never change. They are computed once, in evaluation batches, and
-stored beside the split's tensors as ``teacher.logits`` and ``teacher.features``: every batch
+stored beside the split's tensors as ``teacher.output.<name>`` (``logits`` and ``features``, or a
+retrieval teacher's ``queries``, ``targets`` and their ``*_valid`` flags): every batch
 then carries them, and no training step runs the teacher. They are kept in the data cache
 (``mmrun.data.cache``: ``dataset.cache_dir``, else ``$MMRUN_CACHE_DIR``, else
 ``~/.cache/mmrun``) under a key made of the teacher checkpoint's fingerprint and a checksum of
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 
 from mmrun.data.cache import TensorCache, cache_key, checksum, default_cache_dir, file_fingerprint
 from mmrun.data.loader import TensorBatchLoader
-from mmrun.distill.distiller import CACHED_FEATURES, CACHED_LOGITS
+from mmrun.distill.distiller import CACHED
 from mmrun.distill.inputs import teacher_view
 from mmrun.distill.teacher import Teacher
 
@@ -30,13 +32,14 @@ log = logging.getLogger("mmrun")
 
 def teacher_outputs(teacher: Teacher, tensors: dict[str, torch.Tensor], batch_size: int,
                     device: torch.device) -> dict[str, torch.Tensor]:
-    """The teacher's logits and fused vectors for every row of ``tensors`` (a student's split), on the CPU."""
-    logits, features = [], []
+    """The teacher's per-row outputs (``Outputs.per_row``: logits and fused vectors, or a retrieval
+    model's embeddings) for every row of ``tensors`` (a student's split), on the CPU."""
+    parts: dict[str, list[torch.Tensor]] = defaultdict(list)
     for batch in TensorBatchLoader(tensors, batch_size=batch_size):
         outputs = teacher({key: value.to(device) for key, value in batch.items()})
-        logits.append(outputs.logits.cpu())
-        features.append(outputs.features.cpu())
-    return {"logits": torch.cat(logits), "features": torch.cat(features)}
+        for key, value in outputs.per_row().items():
+            parts[key].append(value.cpu())
+    return {key: torch.cat(values) for key, values in parts.items()}
 
 
 def cache_teacher_outputs(teacher: Teacher, datamodule, folder: str | Path | None, device: torch.device) -> str:
@@ -53,7 +56,7 @@ def cache_teacher_outputs(teacher: Teacher, datamodule, folder: str | Path | Non
         started = time.perf_counter()
         payload, status = teacher_outputs(teacher, tensors, datamodule.eval_batch_size, device), "computed"
         store.store(key, payload)
-        log.info("teacher outputs on %d training rows computed in %.1f s and cached", len(payload["logits"]),
+        log.info("teacher outputs on %d training rows computed in %.1f s and cached", len(tensors["present"]),
                  time.perf_counter() - started)
-    tensors[CACHED_LOGITS], tensors[CACHED_FEATURES] = payload["logits"], payload["features"]
+    tensors.update({CACHED + key: value for key, value in payload.items()})
     return status

@@ -14,10 +14,11 @@ from torch import nn
 
 from mmrun.distill.inputs import PREFIX
 from mmrun.distill.losses import LOSSES
-from mmrun.distill.teacher import FeatureTap, Outputs, Teacher
+from mmrun.distill.teacher import FeatureTap, Outputs, Teacher, retrieval_outputs
 
-# The teacher's cached outputs in a batch (``mmrun.distill.cache``).
-CACHED_LOGITS, CACHED_FEATURES = PREFIX + "logits", PREFIX + "features"
+# The teacher's cached per-row outputs in a batch (``mmrun.distill.cache``): ``teacher.output.<name>``.
+CACHED = PREFIX + "output."
+CACHED_LOGITS, CACHED_FEATURES = CACHED + "logits", CACHED + "features"
 
 
 class Distiller(nn.Module):
@@ -37,34 +38,47 @@ class Distiller(nn.Module):
         super().__init__()
         self.teacher = teacher  # a plain object: never in the student's state_dict (mmrun.distill.teacher)
         self.weights = dict(weights)
-        teacher_dim = teacher.model.task.fusion.out_dim
-        self.losses = nn.ModuleDict({name: LOSSES[name](kind, student_dim, teacher_dim, temperature)
+        self.losses = nn.ModuleDict({name: LOSSES[name](kind, student_dim, teacher.width, temperature)
                                      for name in weights})
         self.alpha = alpha
         self.tap: FeatureTap | None = None
+        self.student_scale = None  # a retrieval student's logit scale (its task's similarity_scale)
 
     @property
     def needs_features(self) -> bool:
         return any(loss.needs_features for loss in self.losses.values())
 
     def watch(self, task: nn.Module) -> None:
-        """Keep the student's fused vector (a hook on its fusion) when a loss compares fused vectors."""
+        """Keep the student's fused vector (a hook on its fusion) when a loss compares fused vectors,
+        and a retrieval student's logit scale."""
         if self.needs_features:
             self.tap = FeatureTap(task.fusion)
+        if task.family == "retrieval":
+            self.student_scale = task.similarity_scale
 
     def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> Outputs:
         """The teacher's outputs: cut from the cache with the batch when cached, else a forward pass."""
-        if CACHED_LOGITS in batch:
-            return Outputs(batch[CACHED_LOGITS], batch[CACHED_FEATURES])
-        return self.teacher(batch)
+        cached = {key[len(CACHED):]: value for key, value in batch.items() if key.startswith(CACHED)}
+        if not cached:
+            return self.teacher(batch)
+        if self.teacher.family == "retrieval":
+            return retrieval_outputs(cached, self.teacher.model.task.similarity_scale().detach())
+        return Outputs(cached["logits"], cached["features"])
 
-    def forward(self, label_loss: torch.Tensor, logits: torch.Tensor,
+    def student_outputs(self, outputs) -> Outputs:
+        """The student's ``Outputs`` from its task's forward pass (logits, or a retrieval model's embeddings)."""
+        if self.student_scale is not None:
+            return retrieval_outputs(outputs, self.student_scale())
+        return Outputs(outputs.float(), self.tap.value.float() if self.tap else None)
+
+    def forward(self, label_loss: torch.Tensor, outputs,
                 batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The step's loss and each distillation term (for the training log)."""
+        """The step's loss and each distillation term (for the training log); ``outputs``: the
+        student task's forward pass."""
         if not self.losses:
             return label_loss, {}
         teacher = self.teacher_outputs(batch)
-        student = Outputs(logits.float(), self.tap.value.float() if self.tap else None)
+        student = self.student_outputs(outputs)
         terms = {name: loss(student, teacher) for name, loss in self.losses.items()}
         distilled = sum(self.weights[name] * term for name, term in terms.items())
         return (1 - self.alpha) * label_loss + self.alpha * distilled, terms

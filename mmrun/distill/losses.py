@@ -2,7 +2,8 @@
 
 Each is an ``nn.Module`` built from the task kind, the widths of the student's and the
 teacher's fused vectors and ``distill.temperature``; ``forward(student, teacher)`` compares two
-``Outputs`` (logits and fused vectors, ``mmrun.distill.teacher``) and returns a scalar.
+``Outputs`` (logits and fused vectors, or a retrieval model's embeddings: ``mmrun.distill.teacher``)
+and returns a scalar.
 Written here rather than taken from torchdistill: its losses read module outputs by module
 path from forward-hook dicts, and the package requires torchvision.
 """
@@ -53,10 +54,38 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str, temperature
     return kl * temperature**2
 
 
+def similarity_kd(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor],
+                  temperature: float) -> torch.Tensor:
+    """Affinity mimicking (Wu et al., "TinyCLIP: CLIP Distillation via Affinity Mimicking and Weight
+    Inheritance", ICCV 2023, arXiv:2309.12314): Hinton's KD on the batch's similarity distributions.
+
+    ``S = scale * Q @ T^T`` over the rows whose query and target are valid for both models, each
+    model with its own embeddings and logit scale; the loss is
+    ``T^2 (KL(softmax(S_t / T) || softmax(S_s / T)) + KL(softmax(S_t^T / T) || softmax(S_s^T / T))) / 2``,
+    query -> target and target -> query, averaged over the rows.
+    """
+    rows = student["query_valid"] & teacher["query_valid"] & student["target_valid"] & teacher["target_valid"]
+    if not rows.any():
+        return student["queries"].sum() * 0.0  # no pair to compare; keeps the graph
+
+    def similarities(side: dict[str, torch.Tensor]) -> torch.Tensor:
+        return side["scale"] * side["queries"][rows].float() @ side["targets"][rows].float().T / temperature
+
+    s, t = similarities(student), similarities(teacher)
+
+    def kl(s_logits: torch.Tensor, t_logits: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1), log_target=True,
+                        reduction="batchmean")
+
+    return (kl(s, t) + kl(s.T, t.T)) / 2 * temperature**2
+
+
 class DistillLoss(nn.Module, ABC):
-    """Base: ``needs_features`` losses compare fused vectors (a hook keeps them), the others logits."""
+    """Base: ``needs_features`` losses compare fused vectors (a hook keeps them), the others logits;
+    ``for_retrieval`` losses also compare retrieval models (``Outputs.pairs``)."""
 
     needs_features: ClassVar[bool] = False
+    for_retrieval: ClassVar[bool] = False
 
     def __init__(self, kind: str, student_dim: int, teacher_dim: int, temperature: float) -> None:
         super().__init__()
@@ -69,9 +98,14 @@ class DistillLoss(nn.Module, ABC):
 
 @register("kd")
 class KD(DistillLoss):
-    """Soft targets (``kd_loss``; Hinton et al. 2015, arXiv:1503.02531)."""
+    """Soft targets (``kd_loss``; Hinton et al. 2015, arXiv:1503.02531); for a retrieval student the
+    soft targets are the teacher's similarity distributions over the batch (``similarity_kd``)."""
+
+    for_retrieval = True
 
     def forward(self, student, teacher):
+        if self.kind == "retrieval":
+            return similarity_kd(student.pairs, teacher.pairs, self.temperature)
         return kd_loss(student.logits, teacher.logits, self.kind, self.temperature)
 
 

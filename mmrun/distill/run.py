@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmrun.data.spec import DataSpec
@@ -25,7 +25,7 @@ from mmrun.distill.cache import cache_teacher_outputs
 from mmrun.distill.distiller import Distiller
 from mmrun.distill.inputs import split_for_student, student_modalities, teacher_view, widened
 from mmrun.distill.losses import LOSSES
-from mmrun.distill.teacher import Teacher
+from mmrun.distill.teacher import Teacher, feature_width
 from mmrun.distill.twin import TRAIN
 from mmrun.errors import ConfigError, DistillationError, MmrunError
 
@@ -47,8 +47,10 @@ class Distillation:
         self.metric, self.scratch = "", None
         self.data_differs: list[str] = []
 
-    def build_datamodule(self, data_cfg: DictConfig):
-        """The run's datamodule, serving the teacher's modalities too, with splits for the student (``inputs``)."""
+    def build_datamodule(self, data_cfg: DictConfig, task_cfg: DictConfig):
+        """The run's datamodule, serving the teacher's modalities too, with splits for the student (``inputs``),
+        once the student's task (``task_cfg``) is known to fit the teacher's."""
+        self.teacher.check_family(get_class(task_cfg._target_).family)
         data = widened(data_cfg, self.teacher.modalities)
         try:
             datamodule = instantiate(data)
@@ -72,14 +74,17 @@ class Distillation:
     def attach(self, model, datamodule, monitor: str, device: torch.device, cache_dir: str | None) -> None:
         """Check the pair, give the student its loss terms, cache the teacher's outputs if asked, and read
         the scratch reference (``distill.scratch``) before any training time is spent."""
-        if model.task.family != "prediction":
-            raise DistillationError(f"distill.losses={list(self.weights)} compares a prediction task's logits and "
-                                    f"fused vectors, but the student is a {model.task.family} task; distil a "
-                                    f"prediction student (task=auto, multiclass, binary, multilabel or regression)")
+        family = model.task.family
+        self.teacher.check_family(family)
+        unfit = [name for name in self.weights if family == "retrieval" and not LOSSES[name].for_retrieval]
+        if unfit:
+            raise DistillationError(f"distill.losses={list(self.weights)}: {unfit[0]} compares a prediction model's "
+                                    f"fused vectors; a retrieval student distils the teacher's similarity "
+                                    f"distribution: distill.losses=[kd]")
         self.teacher.check_fits(self.data_spec, model.task.kind)
         self.metric = monitor.replace("val/", "test/", 1)
         self.scratch = scratch_value(self.cfg.get("scratch"), self.metric)
-        distiller = Distiller(self.teacher, self.weights, model.task.kind, model.task.fusion.out_dim,
+        distiller = Distiller(self.teacher, self.weights, model.task.kind, feature_width(model.task),
                               float(self.cfg.alpha), float(self.cfg.temperature))
         model.attach_distiller(distiller)
         if self.cfg.cache_teacher and self.weights:
@@ -95,13 +100,17 @@ class Distillation:
         return "per step" if self.cache == "off" else f"cached ({self.cache})"
 
     def teacher_test(self, datamodule) -> dict[str, float]:
-        """The teacher's test metrics on this run's test split (every rank takes part: the metrics sync)."""
-        task = self.teacher.model.task
-        task.test_metrics.reset()
+        """The teacher's test metrics on this run's test split (every rank takes part: the metrics sync):
+        per-batch metrics (prediction) and whole-split ones (retrieval's rankings), as its own test would."""
+        task, collection = self.teacher.model.task, None
         for batch in datamodule.loader("test"):
-            task.update_metrics(self.teacher(batch).logits, teacher_view(batch, self.teacher.modalities), "test")
-        values = {key: float(value) for key, value in task.test_metrics.compute().items()}
-        task.test_metrics.reset()
+            recorded = task.update_metrics(self.teacher.forward(batch), teacher_view(batch, self.teacher.modalities),
+                                           "test")
+            collection = recorded if recorded is not None else collection
+        values = {key: float(value) for key, value in task.epoch_metrics("test").items()}
+        if collection is not None:
+            values.update({key: float(value) for key, value in collection.compute().items()})
+            collection.reset()
         return values
 
     def summary(self, model, test: dict[str, float], teacher: dict[str, float]) -> dict[str, Any]:

@@ -100,11 +100,15 @@ class SigLIPLoss(nn.Module):
         self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
         self.bias = nn.Parameter(torch.tensor(float(bias)))
 
+    def scale(self) -> torch.Tensor:
+        """The learned temperature ``t'``: the scale of a similarity in the pair logits."""
+        return self.log_temperature.exp()
+
     def forward(self, queries: torch.Tensor, targets: torch.Tensor, groups: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
         all_targets, all_groups = gather_batch(targets, True), gather_batch(groups, False)
         all_valid = gather_batch(valid, False)
-        logits = (self.log_temperature.exp() * queries @ all_targets.T + self.bias).float()
+        logits = (self.scale() * queries @ all_targets.T + self.bias).float()
         signs = same_group(groups, all_groups).float() * 2 - 1
         pairs = (valid.unsqueeze(1) & all_valid.unsqueeze(0)).float()
         return -(F.logsigmoid(signs * logits) * pairs).sum() / valid.sum().clamp(min=1)

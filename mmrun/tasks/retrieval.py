@@ -103,6 +103,10 @@ class RetrievalTask(TwoTowerTask):
         valid = outputs["query_valid"] & outputs["target_valid"]
         return self.criterion(outputs["queries"], outputs["targets"], batch["label"], valid)
 
+    def similarity_scale(self) -> torch.Tensor:
+        """The loss's learned scale of a cosine similarity (infonce's logit scale, siglip's ``t'``)."""
+        return self.criterion.scale()
+
     # -------------------------------------------------------------- metrics
     def _fingerprint(self, side: str, batch) -> torch.Tensor:
         # .double(): a half-precision trainer converts the module's buffers too

@@ -82,6 +82,7 @@ class TwoTowerTask(TaskFamily):
                  keys: dict[str, str], embed_dim: int, fields: tuple[str, ...], rankings_top_k: int) -> None:
         super().__init__()
         self.rankings_top_k = rankings_top_k
+        self.embed_dim = embed_dim
         self.rankings: dict[str, Any] = {}  # what rankings.csv shows, kept while record_outputs is set
         self.reports: dict[str, dict[str, Any]] = {}  # split -> rows ranked and left out, for metrics.json
         self.collectors = nn.ModuleDict({"val": SplitCollector(fields), "test": SplitCollector(fields)})

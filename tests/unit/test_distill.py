@@ -11,10 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from conftest import compose_train
+from conftest import compose_train, save_untrained_checkpoint, without_run_nodes
 from mmrun.checkpoint import load_checkpoint, model_from_checkpoint
 from mmrun.config_check import check_config
 from mmrun.distill.distiller import CACHED_LOGITS
@@ -28,23 +27,9 @@ from mmrun.model import DISTILLER_KEY, MultimodalModule
 TINY = ["dataset.size=120", "dataset.batch_size=32", "scheduler=none", "encoder.image.channels=[4,8]"]
 
 
-def plain(cfg):
-    """A composed train config without the nodes that need a Hydra run (callbacks, loggers)."""
-    with open_dict(cfg):
-        del cfg["callbacks"], cfg["logger"]
-    return cfg
-
-
 def save_teacher(path: Path, overrides: list[str]) -> Path:
     """An mmrun checkpoint of an untrained model, as mmrun train writes it."""
-    cfg = plain(compose_train([*TINY, *overrides]))
-    datamodule = instantiate(cfg.dataset)
-    datamodule.setup()
-    model = MultimodalModule(cfg, datamodule.spec)
-    checkpoint = {"state_dict": model.state_dict()}
-    model.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, path)
-    return path
+    return save_untrained_checkpoint(path, [*TINY, *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +39,10 @@ def teacher_path(tmp_path_factory) -> Path:
 
 def student(teacher: Path, *overrides: str, cache_dir: Path | None = None):
     """The distilled image-only student of ``teacher``, its datamodule and its distillation."""
-    cfg = plain(compose_train([*TINY, "dataset.modalities=[image]", "+distill=kd", f"distill.teacher={teacher}",
+    cfg = without_run_nodes(compose_train([*TINY, "dataset.modalities=[image]", "+distill=kd", f"distill.teacher={teacher}",
                                "distill.cache_teacher=false", *overrides]))
     distillation = Distillation(cfg.distill)
-    datamodule = distillation.build_datamodule(cfg.dataset)
+    datamodule = distillation.build_datamodule(cfg.dataset, cfg.task)
     model = MultimodalModule(cfg, datamodule.spec)
     distillation.attach(model, datamodule, "val/acc", torch.device("cpu"), str(cache_dir) if cache_dir else None)
     return model, datamodule, distillation
@@ -219,11 +204,12 @@ def test_a_teacher_modality_the_data_lacks_is_refused(teacher_path, tmp_path):
         student(tmp_path / "speech.ckpt")
 
 
-def test_a_non_prediction_student_and_bad_options_are_refused(teacher_path):
+def test_a_student_of_another_family_and_bad_options_are_refused(teacher_path):
     _, datamodule, distillation = student(teacher_path)
-    retrieval = SimpleNamespace(task=SimpleNamespace(family="retrieval"))
-    with pytest.raises(DistillationError, match=r"^distill\.losses=\['kd'\] compares a prediction task's logits"):
-        distillation.attach(retrieval, datamodule, "val/r_mean", torch.device("cpu"), None)
+    recommendation = SimpleNamespace(task=SimpleNamespace(family="recommendation"))
+    with pytest.raises(DistillationError, match=r"^\+distill compares a prediction model's logits or a retrieval "
+                                                r"model's similarities, but the student is a recommendation task"):
+        distillation.attach(recommendation, datamodule, "val/ndcg@10", torch.device("cpu"), None)
     for override, refusal in [("distill.temperature=0", r"^distill\.temperature=0 must be a positive number"),
                               ("distill.losses=[kd,crd]", r"^distill\.losses=\[kd,crd\] must be a list of kd, hint"),
                               ("distill.alpha=1.5", r"^distill\.alpha=1.5 must be")]:
@@ -242,7 +228,7 @@ def test_label_fraction_keeps_the_data_and_trains_on_a_fraction_of_the_labels():
     labelled = part.splits["train"]["labelled"]
     assert labelled.sum().item() == 40 and "labelled" not in part.splits["val"]
     assert torch.equal(full.splits["train"]["image"], part.splits["train"]["image"])
-    model = MultimodalModule(plain(compose_train([*TINY, "task.label_smoothing=0"])), part.spec)
+    model = MultimodalModule(without_run_nodes(compose_train([*TINY, "task.label_smoothing=0"])), part.spec)
     batch = {k: v[:64] for k, v in part.splits["train"].items()}
     logits = model(batch)
     mask = batch["labelled"]
