@@ -65,8 +65,10 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path | None = 
     except OmegaConfBaseException as error:  # a key the model reads is missing from the stored config
         raise damaged(source, f"its stored config is incomplete ({str(error).splitlines()[0][:200]})") from error
     problem = weights_problem(model.state_dict(), checkpoint["state_dict"])
-    if problem:
-        raise damaged(source, f"its weights do not fit the model its config describes ({problem})")
+    if problem:  # e.g. a fusion whose layers changed since an older mmrun wrote the file
+        raise CheckpointError(f"{source} was not loaded: its weights do not fit the model its config describes "
+                              f"({problem}); it was written by another mmrun version (retrain it with this one, "
+                              f"or load it with the version that wrote it) or the file was damaged or edited")
     model.load_state_dict(checkpoint["state_dict"])
     return model
 

@@ -259,10 +259,18 @@ TRAIN: dict[str, Rule | Depends] = {
     "fusion.width": Depends("fusion._target_", {"mmrun.fusion.tensor.LowRankFusion": nullable(POSITIVE_INT)},
                             POSITIVE_INT),  # lowrank: null = no input projection
     **dict.fromkeys([f"fusion.{key}" for key in ("rank", "heads", "layers", "depth", "latents", "self_layers",
-                                                 "chunks", "factor", "order", "out", "dim")], POSITIVE_INT),
+                                                 "chunks", "factor", "order", "out", "dim", "core", "embed")],
+                    POSITIVE_INT),
     "fusion.combine": choice("mean", "weighted", "poe"),
     "fusion.conditioner": nullable(text("image")),
     "fusion.query": nullable(text("image")),
+    "fusion.scoring": choice("joint", "additive"),  # attention: TorchMultimodal or per-modality additive
+    "fusion.gate": choice("softmax", "sigmoid"),  # gated: coupled or independent GMU gates
+    "fusion.pooling": choice("last", "mean"),  # mult: last real token (MulT) or mean over real tokens
+    "fusion.activation": choice("relu", "gelu", "tanh"),  # linear_sum, concat_mlp (mmrun.fusion.mmf)
+    "fusion.normalize": BOOL,  # linear_sum: signed sqrt + L2 of the sum
+    "fusion.sizes": nullable(list_of(POSITIVE_INT, "a list of layer widths", [256, 128])),  # concat_mlp
+    "fusion.gate_init": number("(-inf, inf)", 1.0),  # xattn_gated: initial a of the tanh(a) gates
     "fusion.seed": SEED,
     "fusion.param_budget": nullable(POSITIVE_INT),  # fusion + head parameters (mmrun.fusion.budget)
     # encoder/<kind>/

@@ -8,15 +8,18 @@ from mmrun.fusion import (  # noqa: F401  (imported to register)
     elementwise,
     film,
     gated,
+    hypernetwork,
     late,
     mcb,
     mi,
+    mmf,
     mult,
     nlgate,
     perceiver,
     tensor,
     transformer,
     tucker,
+    xattn,
 )
 from mmrun.fusion.base import FUSIONS, Fusion, register
 

@@ -52,8 +52,10 @@ class MLBFusion(Fusion):
 
 class _FactorizedPooling(Fusion):
     """MFB blocks cascaded ``order`` times; block i's expanded product is
-    e_i = e_{i-1} * prod_m U_m^(i) x_m, pooled z_i = L2(signed_sqrt(SumPool_k(e_i))),
-    output [z_1; ...; z_order]."""
+    e_i = Dropout(e_{i-1} * prod_m U_m^(i) x_m) (e_0 = 1), pooled
+    z_i = L2(signed_sqrt(SumPool_k(e_i))), output [z_1; ...; z_order]. Block i + 1 reads the
+    dropped e_i, as in Yu et al.'s MFH and Cadene's block.bootstrap.pytorch; in eval mode the
+    dropout is the identity."""
 
     min_modalities = 2
 
@@ -66,8 +68,11 @@ class _FactorizedPooling(Fusion):
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
         joint = masked_multiply(self.project(encoded, present), present)
-        expanded = self.dropout(joint.view(-1, self.order, self.out * self.factor).cumprod(1))
-        pooled = expanded.view(-1, self.order, self.out, self.factor).sum(-1)
+        blocks = joint.view(-1, self.order, self.out * self.factor).unbind(1)
+        expanded = [self.dropout(blocks[0])]
+        for block in blocks[1:]:  # the cascade carries the dropped product forward
+            expanded.append(self.dropout(expanded[-1] * block))
+        pooled = torch.stack(expanded, 1).view(-1, self.order, self.out, self.factor).sum(-1)
         return signed_sqrt_l2(pooled).flatten(1)
 
 
@@ -96,10 +101,14 @@ class MFBFusion(_FactorizedPooling):
 @register("mfh")
 class MFHFusion(_FactorizedPooling):
     """Multimodal factorised high-order pooling: ``order`` cascaded MFB blocks,
-    e_i = e_{i-1} * prod_m U_m^(i) x_m, h = [z_1; ...; z_p], z_i = L2(signed_sqrt(SumPool_k(e_i))).
+    e_i = Dropout(e_{i-1} * prod_m U_m^(i) x_m), h = [z_1; ...; z_p],
+    z_i = L2(signed_sqrt(SumPool_k(e_i))).
 
-    With order=1 it is ``mfb`` exactly (the same ``_FactorizedPooling`` code and parameters);
-    at the default order 2 it adds a second block, a larger function class than mfb's.
+    In training each block carries the dropped expanded product e_i into the next block, as
+    the paper's MFH and Cadene's block.bootstrap.pytorch do (each block then draws its own
+    dropout mask on top). With order=1 it is ``mfb`` exactly (the same ``_FactorizedPooling``
+    code and parameters); at the default order 2 it adds a second block, a larger function
+    class than mfb's.
 
     Yu et al., "Beyond Bilinear: Generalized Multimodal Factorized High-order Pooling for
     Visual Question Answering", IEEE TNNLS 2018, arXiv:1708.03619.

@@ -152,10 +152,17 @@ class AttentionBlock(nn.Module):
         dropout: dropout on attention weights and in the feed-forward network.
         cross: attend to a separate ``context`` (own LayerNorm) instead of to ``x`` itself.
         ffn_mult: hidden width of the feed-forward network, as a multiple of ``dim``.
+        activation: the feed-forward non-linearity (a module class, e.g. ``nn.ReLU``).
     """
 
     def __init__(
-        self, dim: int, heads: int, dropout: float = 0.0, cross: bool = False, ffn_mult: int = 2
+        self,
+        dim: int,
+        heads: int,
+        dropout: float = 0.0,
+        cross: bool = False,
+        ffn_mult: int = 2,
+        activation: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
@@ -164,7 +171,7 @@ class AttentionBlock(nn.Module):
         self.norm_ffn = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(
             nn.Linear(dim, ffn_mult * dim),
-            nn.GELU(),
+            activation(),
             nn.Dropout(dropout),
             nn.Linear(ffn_mult * dim, dim),
         )

@@ -32,6 +32,18 @@ class MIFusion(Fusion):
     and an absent first modality starts the chain from zeros. Jayakumar et al.,
     "Multiplicative Interactions and Where to Find Them", ICLR 2020 (openreview rylnK6VtDH).
 
+    With two modalities this is the paper's layer, whose function class does not depend on
+    which modality is x (the 3-tensor W holds either order). For M > 2 the chain is a
+    deliberate, order-dependent variant: modalities enter in the data's modality order (the
+    order of the ``present`` columns, i.e. of the data spec; the built-in synthetic data sorts
+    them by name), and the pairs of earlier modalities reach later steps only through the
+    width-wide state h, while the last modality multiplies the whole state. The paper defines
+    MI for two inputs only; an order-free M-way form needs an (M+1)-way weight tensor,
+    width^(M+1) weights, which is the full tensor product that ``tensor`` (and, factorised,
+    ``lowrank``) already offer, whereas the chain stays at (M-1) width^3. MultiBench's 3-modal
+    MI also fixes an order (the first two modalities generate the weights applied to the
+    third), but without the bottleneck, at d_1 d_2 d_3 d_out weights.
+
     Args:
         dims: width of each modality's pooled vector (at least two modalities).
         width: width of the projections and of the output; each step holds width^3 weights.

@@ -1,10 +1,12 @@
-"""Tucker-decomposed bilinear fusions: MUTAN and its block-superdiagonal refinement BLOCK.
+"""Tucker-decomposed multilinear fusions: the full-core Tucker fusion, MUTAN and its
+block-superdiagonal refinement BLOCK.
 
-Both project each modality, split the projection into C chunks, and fuse chunk c with a
-rank-R constrained core: z_c = sum_r prod_m (W_{m,c}^(r) x~_{m,c}). MUTAN is the single-chunk
-case; BLOCK uses many small chunks (a block-superdiagonal core). With more than two
-modalities the product runs over all of them (an M-mode Tucker core); an absent modality is
-the multiplicative identity 1.
+``tucker`` contracts the projected modalities with one full core tensor. MUTAN and BLOCK
+constrain that core: they project each modality, split the projection into C chunks, and fuse
+chunk c with a rank-R constrained core: z_c = sum_r prod_m (W_{m,c}^(r) x~_{m,c}). MUTAN is the
+single-chunk case; BLOCK uses many small chunks (a block-superdiagonal core). With more than
+two modalities the product runs over all of them (an M-mode Tucker core); an absent modality is
+the multiplicative identity 1 in MUTAN and BLOCK, a learned null vector in ``tucker``.
 """
 
 from __future__ import annotations
@@ -126,3 +128,77 @@ class BlockFusion(_BlockTermFusion):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(dims, width, chunks, rank, hidden, dropout, tanh=False, normalise=True)
+
+
+# Most entries the M input modes of tucker's full core may hold (width ** M); beyond it the
+# user should lower the width or pick mutan, the rank-constrained form.
+MAX_CORE_WIDTH = 1 << 16
+
+
+@register("tucker")
+class TuckerFusion(Fusion):
+    """Tucker fusion with a full core: x~_m = tanh(W_m x_m), z = T x_1 x~_1 x_2 ... x_M x~_M
+    + b (the core T is width x ... x width x core), h = W_o z.
+
+    The MUTAN paper writes the bilinear VQA fusion as this Tucker decomposition (factor
+    matrices W_q, W_v, W_o around a full core T_c); block.bootstrap.pytorch's ``Tucker``
+    (also in MMF) is the two-modality case, the core an ``nn.Bilinear``. MUTAN (``mutan``)
+    then constrains the core to rank R; ``tucker`` keeps it full.
+
+    With M modalities the core has one mode per modality (an M-mode Tucker decomposition), so
+    it holds width^M x core entries: ``width`` must stay small with many modalities (8 for the
+    built-in four: 4,096 x core), and a core whose input modes exceed 65,536 entries is
+    refused (use ``mutan``, the rank-constrained form, for wider projections). The tanh, as
+    in MUTAN, keeps the M-fold product bounded. An absent modality contributes a learned null
+    vector n_m instead of x~_m (a full core has no multiplicative identity to stand in for
+    it), so its input changes nothing and every subset of modalities is contracted with a core
+    of the right order. The core is initialised like ``nn.Bilinear``: uniform in
+    +-1/sqrt(width^(M-1)). Ben-younes et al., "MUTAN: Multimodal Tucker Fusion for Visual
+    Question Answering", ICCV 2017, arXiv:1705.06676.
+
+    Args:
+        dims: width of each modality's pooled vector (at least two modalities).
+        width: width of each projection x~_m, the size of each input mode of the core.
+        core: size of the core's output mode (t_o in the paper); the budget knob.
+        hidden: output width of W_o.
+        dropout: dropout on z.
+    """
+
+    equivalence = "tucker"
+    budget_knob = "core"
+    min_modalities = 2
+
+    def __init__(
+        self,
+        dims: dict[str, int],
+        width: int = 8,
+        core: int = 32,
+        hidden: int = 128,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(dims)
+        count = len(dims)
+        entries = width**count
+        if entries > MAX_CORE_WIDTH:
+            raise FusionError(
+                f"fusion=tucker with width={width} and {count} modalities builds a full core "
+                f"with {entries:,} x core entries ({width}^{count}; limit {MAX_CORE_WIDTH:,} "
+                f"before the output mode); lower fusion.width or use fusion=mutan"
+            )
+        self.width = width
+        self.project = ModalityProjection(dims, width, activation=nn.Tanh())
+        self.null = nn.Parameter(torch.empty(count, width).uniform_(-1.0, 1.0))
+        bound = 1 / math.sqrt(width ** (count - 1))
+        self.core = nn.Parameter(torch.empty(*[width] * count, core).uniform_(-bound, bound))
+        self.core_bias = nn.Parameter(torch.empty(core).uniform_(-bound, bound))
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(core, hidden)
+        self.out_dim = hidden
+
+    def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
+        x = self.project(encoded, present)  # [B, M, width], zero where absent
+        x = torch.where(present.unsqueeze(-1), x, self.null)
+        z = x[:, 0] @ self.core.reshape(self.width, -1)  # mode 1: [B, width^(M-1) * core]
+        for m in range(1, x.shape[1]):  # contract the next mode, one modality at a time
+            z = torch.einsum("bi,bik->bk", x[:, m], z.view(z.shape[0], self.width, -1))
+        return self.out(self.dropout(z + self.core_bias))

@@ -315,6 +315,7 @@ def test_weights_that_do_not_fit_are_one_line(change, pattern, genuine, tmp_path
     with pytest.raises(CheckpointError, match=pattern) as refusal:
         open_like_eval(path)
     assert str(path) in str(refusal.value) and "\n" not in str(refusal.value)
+    assert "written by another mmrun version (retrain it with this one" in str(refusal.value)
 
 
 def test_every_packaged_option_passes_the_check(tmp_path):

@@ -1,4 +1,5 @@
-"""Behaviour of every registered fusion, plus reference values for the algebraic ones.
+"""Behaviour of every registered fusion, plus reference values for the algebraic ones
+(more, one per paper, in test_fusion_reference.py).
 
 Encoders are mocked as random ``EncoderOutput``s of differing widths and token counts.
 """
