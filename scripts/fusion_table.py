@@ -7,7 +7,7 @@ accuracy (mean +- std over seeds), parameters, train time and the fusion's funct
 is present, so their gaps are noise), best first, followed by the best single modality, so a
 reader sees whether each fusion beats it.
 
-    python scripts/fusion_table.py                      # 22 fusions x seeds 1,2,3 (~40 min, 2 cores)
+    python scripts/fusion_table.py                      # 27 fusions x seeds 1,2,3 (~50 min, 2 cores)
     python scripts/fusion_table.py --fusions concat,attention --seeds 1 2
     python scripts/fusion_table.py --update-readme      # replace the table in README.md
 
