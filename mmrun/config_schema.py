@@ -239,8 +239,20 @@ TRAIN: dict[str, Rule | Depends] = {
     "callbacks.weight_averaging.decay": number("(0, 1)", 0.99),
     "callbacks.weight_averaging.max_epochs": POSITIVE,
     # task/
-    "task.type": choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval", "recommendation"),
-    **dict.fromkeys(["task.query", "task.target"], list_of(text("image"), "a list of modality names or kinds", ["image"])),
+    "task.type": choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval", "recommendation",
+                        "captioning"),
+    "task.query": list_of(text("image"), "a list of modality names or kinds", ["image"]),
+    "task.target": Depends("task._target_", {"mmrun.tasks.captioning.CaptioningTask": text("caption")},
+                           list_of(text("image"), "a list of modality names or kinds", ["image"])),
+    # task=captioning
+    "task.condition": list_of(text("image"), "a list of modality names or kinds", ["image", "audio"]),
+    "task.memory_dim": POSITIVE_INT,
+    "task.max_length": nullable(number("[2, inf)", 16, whole=True)),
+    "task.decoding": choice("greedy", "beam"),
+    "task.beam_size": POSITIVE_INT,
+    "task.length_penalty": number("[0, inf)", 1.0),
+    "task.metrics": list_of(choice("bleu", "rouge", "cider", "meteor"), "a list of bleu, rouge, cider, meteor",
+                            ["bleu", "rouge", "cider"]),
     "task.user": nullable(list_of(text("user"), "a list of modality names or kinds", ["user", "user_tabular"])),
     "task.item": nullable(list_of(text("title"), "a list of modality names or kinds", ["item", "title"])),
     "task.id_dropout": number("[0, 1)", 0.5, what="a rate"),
@@ -253,6 +265,11 @@ TRAIN: dict[str, Rule | Depends] = {
     "task.head_hidden": POSITIVE_INT,
     "task.dropout": DROPOUT,
     "task.label_smoothing": FRACTION,
+    # decoder/ (task=captioning)
+    **dict.fromkeys([f"decoder.{key}" for key in ("embed", "hidden", "layers", "heads", "width")], POSITIVE_INT),
+    "decoder.dropout": DROPOUT,
+    "decoder.positions": choice("learned", "sinusoidal"),
+    "decoder.tie_embeddings": BOOL,
     # fusion/
     "fusion.dropout": DROPOUT,
     "fusion.hidden": number("[0, inf)", 128, whole=True),  # 0 = no projection
@@ -298,7 +315,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.task": Depends("dataset._target_", {
         "mmrun.data.synthetic.SyntheticDataModule": choice("classification", "multilabel", "regression"),
         "mmrun.data.benchmarks.affect.AffectDataModule": choice("binary", "7class", "regression"),
-    }, choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval")),
+    }, choice("auto", "binary", "multiclass", "multilabel", "regression", "retrieval", "captioning")),
     "dataset.size": number("[30, inf)", 2000, whole=True),
     # dataset=interactions
     **dict.fromkeys(["dataset.num_users", "dataset.num_items"], number("[10, inf)", 1000, whole=True)),
@@ -319,6 +336,9 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.label_column": text("label"),
     "dataset.split_column": nullable(text("split")),
     "dataset.group_column": nullable(text("image_id")),
+    # follows task.target: captioning's caption column (a name), retrieval's target side (a list), else null
+    "dataset.caption_column": Depends("task._target_", {"mmrun.tasks.captioning.CaptioningTask": text("caption")},
+                                      nullable(list_of(text("image"), "a list of modality names or kinds", ["text"]))),
     "dataset.on_error": choice("raise", "skip"),
     "dataset.cache_check": choice("stat", "content"),
     **dict.fromkeys(["dataset.allow_missing", "dataset.cache", "dataset.*.normalize", "dataset.augment.flip",

@@ -109,7 +109,12 @@ class MultimodalModule(pl.LightningModule):
         )
         self.frozen = [m.name for m in used if cfg.encoder[m.kind].get("freeze", False)]
         dims = {name: self.encoders[name].out_dim for name in self.modalities}
-        self.task = build(task_cfg, "task", spec=spec, dims=dims, fusion=cfg.fusion)
+        task_class = get_class(task_cfg._target_)
+        decoder = {"decoder": cfg.get("decoder")} if getattr(task_class, "uses_decoder", False) else {}
+        if cfg.get("decoder") is not None and not decoder:
+            raise ConfigError(f"decoder={cfg.decoder._target_.rsplit('.', 2)[-2]} is for task=captioning; "
+                              f"{task_class.family} tasks have no decoder: remove decoder=...")
+        self.task = build(task_cfg, "task", spec=spec, dims=dims, fusion=cfg.fusion, **decoder)
         options = cfg.get("model") or {}
         # After prepare_batch, so that recommendation's item content is covered too; eval mode: a no-op.
         self.modality_dropout = build_modality_dropout(options.get("modality_dropout", 0.0),

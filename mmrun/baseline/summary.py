@@ -19,12 +19,18 @@ def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
     metric is below the baseline's.
     """
     objective = getattr(model.task, "objective", None)  # prediction tasks have one
-    if objective is None:
-        log.info("no classical baseline for task %s (it covers prediction tasks)", model.task.kind)
+    family = model.task.family
+    if objective is None and family != "captioning":
+        log.info("no classical baseline for task %s (it covers prediction and captioning tasks)", model.task.kind)
         return None
     try:
-        result = run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
-                              monitor_mode=cfg.monitor_mode)
+        if family == "captioning":
+            from mmrun.baseline.captioning import caption_baseline
+
+            result = caption_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed)
+        else:
+            result = run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
+                                  monitor_mode=cfg.monitor_mode)
     except Exception as error:  # the trained model's results must be written whatever the baseline does
         log.debug("classical baseline failed", exc_info=True)
         result = {"error": f"{type(error).__name__}: {error}"}

@@ -168,12 +168,18 @@ def plan_columns(
     modalities: list[str] | None,
     group_column: str | None = None,
     read_label: bool = True,
+    text_columns: tuple[str, ...] = (),
 ) -> ColumnPlan:
     """Decide every column's role (see the module docstring).
 
     ``read_label=False`` (retrieval): the label column is not read and need not exist; the
-    group column, when given, must.
+    group column, when given, must. ``text_columns`` are read as text whatever their values
+    look like (a caption column of few distinct captions would otherwise be categorical).
     """
+    for column in text_columns:
+        if column not in table.columns:
+            raise DataError(f"{table.name} has no column {column!r} to caption (task.target); its columns are "
+                            f"{table.columns}")
     if read_label and label_column not in table.columns:
         raise DataError(
             f"{table.name} has no label column {label_column!r}; name the target column 'label' or set "
@@ -193,7 +199,10 @@ def plan_columns(
                 if column not in used:
                     ignored.append(column)  # the label column of a retrieval table: not read
                 continue
-            kind = infer_kind(column, [row[column] for row in table.rows if row[column] is not None])
+            if column in text_columns:
+                kind = "text"
+            else:
+                kind = infer_kind(column, [row[column] for row in table.rows if row[column] is not None])
             if kind is None:
                 ignored.append(column)
             else:

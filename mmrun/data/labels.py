@@ -24,8 +24,9 @@ from mmrun.errors import DataError
 
 CLASSIFICATION, MULTILABEL, REGRESSION = "classification", "multilabel", "regression"
 RETRIEVAL = "retrieval"
+CAPTIONING = "captioning"  # read as retrieval's rows are: group codes, no label column (the caption is a text column)
 FORCED = {"multiclass": CLASSIFICATION, "binary": CLASSIFICATION, "multilabel": MULTILABEL, "regression": REGRESSION}
-TASKS = (*FORCED, RETRIEVAL)  # the values dataset.task may force besides auto
+TASKS = (*FORCED, RETRIEVAL, CAPTIONING)  # the values dataset.task may force besides auto
 
 
 def label_set(value: Any) -> list[str]:

@@ -102,8 +102,10 @@ class ManifestDataModule(TensorDataModule):
         split_seed: seed of the random split by fractions.
         task: ``auto`` (infer from the labels), a task type to read the labels as, or
             ``retrieval`` (no label column; ``label`` = group codes, see the module docstring).
-        group_column: retrieval only: the column whose equal values mark one item (null:
+        group_column: retrieval and captioning only: the column whose equal values mark one item (null:
             every row its own item); never a modality.
+        caption_column: captioning only (``task.target``): the caption column, read as text
+            whatever its values look like.
         modalities: names of the modalities to use (null = all found).
         on_error: ``raise`` (stop on any bad row) or ``skip`` (drop bad rows, write them
             to ``skipped_rows.csv`` in the run folder).
@@ -149,6 +151,7 @@ class ManifestDataModule(TensorDataModule):
         fitted: dict | None = None,
         labels_required: bool = True,
         group_column: str | None = None,
+        caption_column: Any = None,
         **loader_options: Any,
     ) -> None:
         super().__init__(**loader_options)
@@ -158,6 +161,11 @@ class ManifestDataModule(TensorDataModule):
             raise ConfigError(f"dataset.splits={list(splits)} must be three fractions (train, val, test) summing to 1")
         if task != "auto" and task not in label_rules.TASKS:
             raise ConfigError(f"task={task!r} is unknown; use auto or one of {list(label_rules.TASKS)}")
+        # task=captioning: the caption column is read as text, and the rows grouped by item as retrieval's are.
+        self.caption_column = caption_column if task == label_rules.CAPTIONING and isinstance(caption_column, str) \
+            else None
+        if task == label_rules.CAPTIONING:
+            task = label_rules.RETRIEVAL
         if fitted is not None and fitted.get("version") != FITTED_VERSION:
             raise DataError("the checkpoint's fitted preprocessing is from another mmrun version; retrain the model")
         # A checkpoint's fitted state knows what it was trained for, whatever dataset.task says now.
@@ -215,7 +223,8 @@ class ManifestDataModule(TensorDataModule):
         """Every setting the build reads besides the manifest and its files (the prepared-cache key)."""
         return {"path": self.path, "columns": plain(self.columns), "label_column": self.label_column,
                 "split_column": self.split_column, "splits": list(self.fractions), "split_seed": self.split_seed,
-                "group_column": self.group_column, "task": self.task, "modalities": self.wanted,
+                "group_column": self.group_column, "caption_column": self.caption_column, "task": self.task,
+                "modalities": self.wanted,
                 "on_error": self.on_error, "allow_missing": self.allow_missing, "labels_required": self.labels_required,
                 "options": {k: asdict(v) for k, v in self.options.items()}, "fitted": plain(self.fitted)}
 
@@ -261,8 +270,9 @@ class ManifestDataModule(TensorDataModule):
         fitted = {"version": FITTED_VERSION, "manifest": str(Path(self.path).expanduser().resolve()),
                   "path": self.path, "columns": plan.to_state(), "label_kind": kind, "classes": classes,
                   "preprocess": states, "options": {k: asdict(self.options[k]) for k in ("image", "audio")}}
-        spec = DataSpec(tuple(readers[n].spec(states[n]) for n in readers), task, outputs, tuple(classes),
-                        extra={"fitted": fitted})
+        modalities = tuple(readers[n].spec(states[n]) for n in readers)
+        tokenizers = {m.name: states[m.name] for m in modalities if m.kind == "text"}  # e.g. to read a caption back
+        spec = DataSpec(modalities, task, outputs, tuple(classes), extra={"fitted": fitted, "tokenizers": tokenizers})
         files = [fingerprint for reader in readers.values() for fingerprint in reader.inputs()]
         return PreparedManifest(splits, spec, row_ids, skipped, files)
 
@@ -275,7 +285,8 @@ class ManifestDataModule(TensorDataModule):
     def _plan(self, table: Table) -> ColumnPlan:
         if self.fitted is None:
             return plan_columns(table, self.columns, self.label_column, self.split_column, self.wanted,
-                                self.group_column, read_label=not self.retrieval)
+                                self.group_column, read_label=not self.retrieval,
+                                text_columns=(self.caption_column,) if self.caption_column else ())
         plan = ColumnPlan.from_state(self.fitted["columns"])
         absent = [c for m in plan.modalities for c in m.columns if c not in table.columns]
         if absent:

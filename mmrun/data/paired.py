@@ -265,4 +265,6 @@ class PairedShapesDataModule(TensorDataModule):
             "text": ModalitySpec("text", "text", (MAX_WORDS,), vocab_size=len(VOCABULARY)),
             "audio": ModalitySpec("audio", "audio", (AUDIO_LENGTH,)),
         }
-        return DataSpec(tuple(shapes[m] for m in self.modalities), "retrieval", 0, ())
+        tokenizers = {"text": {"tokenizer": "word", "lowercase": True, "vocab": list(VOCABULARY), "length": MAX_WORDS}}
+        return DataSpec(tuple(shapes[m] for m in self.modalities), "retrieval", 0, (),
+                        extra={"tokenizers": {m: tokenizers[m] for m in self.modalities if m in tokenizers}})

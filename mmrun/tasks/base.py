@@ -36,6 +36,7 @@ class TaskFamily(nn.Module, ABC):
     """
 
     family: ClassVar[str] = ""
+    uses_decoder: ClassVar[bool] = False  # built with the decoder config too (``decoder=...``: captioning)
     monitor: str
     monitor_mode: str
     # Set by mmrun eval and predict: keep what write_outputs needs while scoring.

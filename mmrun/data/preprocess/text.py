@@ -134,6 +134,12 @@ def fit(texts: list[str], options: TextOptions) -> dict:
 
 
 
+def detokenize(ids: list[int], state: dict) -> str:
+    """The words of word-tokenizer ids, joined by spaces (what a caption model wrote)."""
+    vocab = state["vocab"]
+    return " ".join(vocab[i] if 0 <= i < len(vocab) else UNK for i in ids)
+
+
 def vocab_size(state: dict) -> int:
     if state["tokenizer"] == "hf":
         return len(_hf_tokenizer(state["model_path"]))
