@@ -332,6 +332,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "dataset.label_fraction": number("(0, 1]", 0.1, what="a fraction"),
     # dataset=pairs
     "dataset.captions_per_item": number("(0, inf)", 5, whole=True),
+    "dataset.synonyms": BOOL,
     # dataset=manifest
     "dataset.label_column": text("label"),
     "dataset.split_column": nullable(text("split")),

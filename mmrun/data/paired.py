@@ -131,9 +131,11 @@ def render_audio(a: dict[str, torch.Tensor], noise: float, g: torch.Generator) -
     return wave + noise * torch.randn(n, AUDIO_LENGTH, generator=g)
 
 
-def caption_words(values: dict[str, int], rng: random.Random) -> list[str]:
-    """One random wording of a caption naming every attribute in ``values``."""
-    word = {name: rng.choice(WORDS[name][value]) for name, value in values.items()}
+def caption_words(values: dict[str, int], rng: random.Random, synonyms: bool = True) -> list[str]:
+    """One random wording of a caption naming every attribute in ``values`` (``synonyms=False``:
+    each value by its first word, so only the phrase order, adjective order and fillers vary)."""
+    word = {name: rng.choice(WORDS[name][value]) if synonyms else WORDS[name][value][0]
+            for name, value in values.items()}
     adjectives = [word["size"], word["colour"]]
     rng.shuffle(adjectives)
     sound = [word["rhythm"], word["pitch"]]
@@ -147,7 +149,8 @@ def caption_words(values: dict[str, int], rng: random.Random) -> list[str]:
     return [*rng.choice(OPENERS), *(w for phrase in phrases for w in phrase)]
 
 
-def render_captions(a: dict[str, torch.Tensor], per_item: int, rng: random.Random) -> torch.Tensor:
+def render_captions(a: dict[str, torch.Tensor], per_item: int, rng: random.Random,
+                    synonyms: bool = True) -> torch.Tensor:
     """``per_item`` captions per item, item-major, as ``[N * per_item, MAX_WORDS]`` token ids."""
     columns = {name: values.tolist() for name, values in a.items()}
     n = len(columns["shape"])
@@ -155,7 +158,7 @@ def render_captions(a: dict[str, torch.Tensor], per_item: int, rng: random.Rando
     for item in range(n):
         values = {name: columns[name][item] for name in ATTRIBUTES}
         for k in range(per_item):
-            tokens = [TOKEN[w] for w in caption_words(values, rng)]
+            tokens = [TOKEN[w] for w in caption_words(values, rng, synonyms)]
             ids[item * per_item + k, : len(tokens)] = torch.tensor(tokens)
     return ids
 
@@ -174,6 +177,9 @@ class PairedShapesDataModule(TensorDataModule):
     Args:
         size: items in all splits together (rows = size x captions_per_item).
         captions_per_item: rows per item, each with its own caption and the item's image and audio.
+        synonyms: name each attribute value by one of its synonyms at random (False: always by its
+            first word, as the built-in captioning scenes do, so that n-gram metrics measure whether
+            the attributes are right rather than which synonym a reference happened to draw).
         noise: standard deviation of the Gaussian noise on every pixel and audio sample (the
             signal's amplitude is about 1).
         modalities: which of audio, image, text to serve (None: all three).
@@ -187,6 +193,7 @@ class PairedShapesDataModule(TensorDataModule):
         self,
         size: int = 2500,
         captions_per_item: int = 1,
+        synonyms: bool = True,
         noise: float = 0.3,
         modalities: list[str] | tuple[str, ...] | None = ALL_MODALITIES,
         splits: list[float] | tuple[float, ...] = (0.6, 0.1, 0.3),
@@ -211,6 +218,7 @@ class PairedShapesDataModule(TensorDataModule):
             raise ConfigError(f"dataset.splits={list(splits)} must be three positive fractions summing to 1")
         self.size = size
         self.captions_per_item = captions_per_item
+        self.synonyms = bool(synonyms)
         self.noise = float(noise)
         self.modalities = sorted(modalities)
         self.fractions = tuple(float(f) for f in splits)
@@ -244,7 +252,7 @@ class PairedShapesDataModule(TensorDataModule):
         rendered = {
             "image": render_images(attributes, self.noise, self._generator(1)).repeat_interleave(k, 0),
             "audio": render_audio(attributes, self.noise, self._generator(2)).repeat_interleave(k, 0),
-            "text": render_captions(attributes, k, random.Random(self.data_seed * 16 + 3)),
+            "text": render_captions(attributes, k, random.Random(self.data_seed * 16 + 3), self.synonyms),
         }
         data = {m: rendered[m] for m in self.modalities}
         data["label"] = torch.arange(self.size).repeat_interleave(k)

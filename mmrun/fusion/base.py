@@ -91,5 +91,15 @@ class Fusion(nn.Module):
                 f"or use one of: {self.alternatives}"
             )
 
+    def chosen_modality(self, choice: str | None, key: str) -> str:
+        """The modality an option names (``fusion.query``, ``fusion.conditioner``); None: the first one."""
+        chosen = choice or self.modalities[0]
+        if chosen not in self.dims:
+            raise FusionError(
+                f"fusion.{key}={chosen!r} is not a modality of this data; "
+                f"choose one of: {', '.join(self.modalities)}"
+            )
+        return chosen
+
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # every registered subclass overrides forward

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from mmrun.encoders.base import EncoderOutput
-from mmrun.errors import FusionError
 from mmrun.fusion.base import Fusion, register
 from mmrun.fusion.layers import ModalityProjection, masked_count
 
@@ -56,12 +55,7 @@ class HyperNetworkFusion(Fusion):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(dims)
-        self.conditioner = conditioner or self.modalities[0]
-        if self.conditioner not in dims:
-            raise FusionError(
-                f"fusion.conditioner={self.conditioner!r} is not a modality of this data; "
-                f"choose one of: {', '.join(self.modalities)}"
-            )
+        self.conditioner = self.chosen_modality(conditioner, "conditioner")
         self.cond_index = self.modalities.index(self.conditioner)
         self.others = [i for i, m in enumerate(self.modalities) if m != self.conditioner]
         self.width, self.hidden = width, hidden

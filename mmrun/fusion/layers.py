@@ -77,6 +77,16 @@ def masked_pooled(
     ]
 
 
+def with_null_query(
+    query: torch.Tensor, mask: torch.Tensor, null: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query tokens ``[B, T, D]`` and their mask ``[B, T]``, where a sample without any real query
+    token (its query modality absent) queries with the learned ``null`` token in every position
+    instead (all of them then count as real), so it still summarises the other modalities."""
+    has_query = mask.any(1, keepdim=True)  # [B, 1]
+    return torch.where(has_query.unsqueeze(-1), query, null), mask | ~has_query
+
+
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Softmax over the entries where ``mask`` is True; rows with no such entry give zeros
     (never NaN), and masked entries get exactly zero weight and zero gradient."""

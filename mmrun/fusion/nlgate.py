@@ -8,7 +8,7 @@ from torch import nn
 from mmrun.encoders.base import EncoderOutput, masked_mean
 from mmrun.errors import FusionError
 from mmrun.fusion.base import Fusion, register
-from mmrun.fusion.layers import masked_softmax
+from mmrun.fusion.layers import masked_softmax, with_null_query
 
 
 @register("nlgate")
@@ -55,12 +55,7 @@ class NLGateFusion(Fusion):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(dims)
-        self.query = query or self.modalities[0]
-        if self.query not in dims:
-            raise FusionError(
-                f"fusion.query={self.query!r} is not a modality of this data; "
-                f"choose one of: {', '.join(self.modalities)}"
-            )
+        self.query = self.chosen_modality(query, "query")
         if width % heads:
             raise FusionError(
                 f"fusion.heads={heads} must divide fusion.width={width}; change fusion.heads"
@@ -83,10 +78,7 @@ class NLGateFusion(Fusion):
         real = {m: encoded[m].mask & present[:, i : i + 1] for i, m in enumerate(self.modalities)}
         # Padded tokens and absent modalities are zeroed before any weight touches them.
         x = {m: encoded[m].tokens.masked_fill(~real[m].unsqueeze(-1), 0.0) for m in real}
-        q_mask = real[self.query]
-        has_query = q_mask.any(1, keepdim=True)  # [B, 1]
-        q = torch.where(has_query.unsqueeze(-1), self.q(x[self.query]), self.null_query)
-        q_mask = q_mask | ~has_query
+        q, q_mask = with_null_query(self.q(x[self.query]), real[self.query], self.null_query)
         k, v = torch.cat([self.kv[m](x[m]) for m in self.kv], 1).chunk(2, -1)
         key_mask = torch.cat([real[m] for m in self.kv], 1)  # [B, T_k]
         scores = self.split(q) @ self.split(k).transpose(-1, -2)  # unscaled, [B, H, T_q, T_k]

@@ -8,7 +8,7 @@ from torch import nn
 from mmrun.encoders.base import EncoderOutput, masked_mean
 from mmrun.errors import FusionError
 from mmrun.fusion.base import Fusion, register
-from mmrun.fusion.layers import AttentionBlock, TokenProjection
+from mmrun.fusion.layers import AttentionBlock, TokenProjection, with_null_query
 
 FFW_MULT = 4  # Flamingo's dense layers are 4x wide, as in a standard transformer
 
@@ -89,12 +89,7 @@ class GatedCrossAttentionFusion(Fusion):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(dims)
-        self.query = query or self.modalities[0]
-        if self.query not in dims:
-            raise FusionError(
-                f"fusion.query={self.query!r} is not a modality of this data; "
-                f"choose one of: {', '.join(self.modalities)}"
-            )
+        self.query = self.chosen_modality(query, "query")
         if layers < 1:
             raise FusionError(
                 f"fusion.layers={layers}: fusion=xattn_gated needs at least one block; "
@@ -110,10 +105,7 @@ class GatedCrossAttentionFusion(Fusion):
 
     def forward(self, encoded: dict[str, EncoderOutput], present: torch.Tensor) -> torch.Tensor:
         tokens, masks = self.tokens(encoded, present)
-        x, x_mask = tokens.pop(self.query_index), masks.pop(self.query_index)
-        has_query = x_mask.any(1, keepdim=True)  # [B, 1]
-        x = torch.where(has_query.unsqueeze(-1), x, self.null_query)
-        x_mask = x_mask | ~has_query
+        x, x_mask = with_null_query(tokens.pop(self.query_index), masks.pop(self.query_index), self.null_query)
         context, key_mask = torch.cat(tokens, 1), torch.cat(masks, 1)
         for block in self.blocks:
             x = block(x, context, key_mask)

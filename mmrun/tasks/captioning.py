@@ -135,6 +135,7 @@ class CaptioningTask(TaskFamily):
                                          for split in ("val", "test")})
         self.outputs: dict[str, Any] = {}  # the last test's captions, kept while record_outputs is set
         self.reports: dict[str, dict[str, Any]] = {}
+        self.training_captions: dict[str, int] = {}  # counted by attach_data
 
     @classmethod
     def modalities_read(cls, task_cfg, spec):
@@ -143,6 +144,22 @@ class CaptioningTask(TaskFamily):
 
     def modality_groups(self, read: list[str]) -> list[list[str]]:
         return [list(self.condition)]
+
+    def attach_data(self, datamodule, split: str = "test") -> None:
+        """Count the training captions that ``max_length`` cuts, and those that are empty."""
+        captions = datamodule.splits.get("train", {}).get(self.target)
+        if captions is None or len(captions) == 0:
+            return
+        lengths = (captions != 0).sum(1)
+        cut, empty = int((lengths >= self.max_length).sum()), int((lengths == 0).sum())
+        self.training_captions = {"count": len(lengths), "cut": cut, "empty": empty}
+        if cut:
+            log.warning("%d of %d training captions are longer than task.max_length=%d tokens (with the end token) "
+                        "and are cut; raise task.max_length (and dataset.text.max_length) to keep them whole",
+                        cut, len(lengths), self.max_length)
+        if empty:
+            log.warning("%d of %d training rows have no caption (%s) and teach nothing", empty, len(lengths),
+                        self.target)
 
     # ------------------------------------------------------------- training
     def teacher_forcing(self, captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,7 +235,8 @@ class CaptioningTask(TaskFamily):
         scored = [i for i, refs in enumerate(references) if refs]  # items with no caption are only generated
         self.reports[split] = {"captioning": {"decoding": self.decoding_name(split), "items": len(first),
                                               "scored_items": len(scored),
-                                              "references": sum(len(r) for r in references)}}
+                                              "references": sum(len(r) for r in references),
+                                              "training_captions": self.training_captions}}
         per_item = [None] * len(first)
         scores: dict[str, float] = {}
         if scored:

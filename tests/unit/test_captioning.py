@@ -36,9 +36,13 @@ def test_teacher_forcing_shifts_in_a_start_token_and_ends_with_the_end_token(cap
     assert inputs.shape == targets.shape == (2, 15)
     assert inputs[0, :4].tolist() == [task.bos, 5, 6, 7] and targets[0, :5].tolist() == [5, 6, 7, task.eos, 0]
     assert targets[1, 13:].tolist() == [17, task.eos]  # 14 words fit with their end token
-    short = built("task.max_length=3")[0].task
+    short, datamodule = built("task.max_length=3")
+    short = short.task
     inputs, targets = short.teacher_forcing(captions)
     assert inputs[1].tolist() == [short.bos, 4, 5] and targets[1].tolist() == [4, 5, 6]  # cut: no end token
+    short.attach_data(datamodule)
+    rows = len(datamodule.splits["train"]["text"])
+    assert short.training_captions == {"count": rows, "cut": rows, "empty": 0}  # every caption has 3+ words
 
 
 def test_items_are_groups_captioned_once_against_all_their_captions():
@@ -82,7 +86,8 @@ def test_whole_split_metrics_and_the_baseline(captioner):
     assert all(0.0 <= float(v) <= 10.0 for v in metrics.values())
     report = task.report("val")["captioning"]
     items = len(datamodule.splits["val"]["label"].unique())
-    assert report == {"decoding": "greedy", "items": items, "scored_items": items, "references": 2 * items}
+    assert report == {"decoding": "greedy", "items": items, "scored_items": items, "references": 2 * items,
+                      "training_captions": {}}  # attach_data was not called here
     baseline = caption_baseline(datamodule.splits, datamodule.spec, task, seed=0)
     assert baseline["best"] in ("most frequent caption", "nearest neighbour")
     assert baseline["test"]["test/cider"] >= 0 and "val/cider" in baseline["val"]
