@@ -164,6 +164,7 @@ class ManifestDataModule(TensorDataModule):
         # task=captioning: the caption column is read as text, and the rows grouped by item as retrieval's are.
         self.caption_column = caption_column if task == label_rules.CAPTIONING and isinstance(caption_column, str) \
             else None
+        self.uncaptioned = False  # mmrun predict on a table without the caption column (_plan)
         if task == label_rules.CAPTIONING:
             task = label_rules.RETRIEVAL
         if fitted is not None and fitted.get("version") != FITTED_VERSION:
@@ -289,6 +290,16 @@ class ManifestDataModule(TensorDataModule):
                                 text_columns=(self.caption_column,) if self.caption_column else ())
         plan = ColumnPlan.from_state(self.fitted["columns"])
         absent = [c for m in plan.modalities for c in m.columns if c not in table.columns]
+        if self.caption_column in absent:  # captioning: new items to caption, without references
+            if self.labels_required:
+                raise DataError(f"{table.name} has no caption column {self.caption_column!r} to score the captions "
+                                f"against; to caption its rows without scores use mmrun predict ckpt_path=... "
+                                f"dataset.path={self.path}")
+            table.columns.append(self.caption_column)
+            for row in table.rows:
+                row[self.caption_column] = None
+            self.uncaptioned = True
+            absent.remove(self.caption_column)
         if absent:
             raise DataError(
                 f"{table.name} lacks the column(s) {absent} that the checkpoint's model reads; its columns are "
@@ -385,7 +396,9 @@ class ManifestDataModule(TensorDataModule):
     def _check_modalities(self, table: Table, readers: dict[str, Reader], problems: Problems) -> torch.Tensor:
         """Record the modalities' problems and return ``present [N, M]``."""
         present = torch.stack([~r.missing for r in readers.values()], 1)
-        for reader in readers.values():
+        for name, reader in readers.items():
+            if self.uncaptioned and name == self.caption_column:
+                continue  # predict: the table has no captions; the column stands empty
             for row, (column, reason) in reader.problems.items():
                 if not (self.allow_missing and reader.missing[row]):
                     problems.add(row, column, reason)

@@ -61,3 +61,16 @@ def test_a_manifest_of_images_with_three_captions_each(tmp_path):
     # the test items' first rows (manifest lines: header = 1), each with its three captions
     assert [int(line["row"]) for line in lines] == [2 + 3 * image for image in range(20, 24)]
     assert lines[0]["references"] == "a red square | the red picture | red colour"
+
+    # New images without captions: mmrun predict captions them; mmrun eval has nothing to score against.
+    fresh = write_csv(tmp_path / "new.csv", [{"photo": f"files/{image}.png"} for image in range(4)])
+    checkpoint = f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}"
+    refused = run_mmrun(["eval", checkpoint, f"dataset.path={fresh}", "accelerator=cpu"], tmp_path)
+    assert refused.returncode == 2 and "has no caption column 'caption'" in refused.stderr
+    assert "mmrun predict" in refused.stderr and "Traceback" not in refused.stderr
+    predicted = run_mmrun(["predict", checkpoint, f"dataset.path={fresh}", "accelerator=cpu",
+                           "hydra.run.dir=predicted"], tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    lines = captions_csv(tmp_path / "predicted")
+    assert [line["row"] for line in lines] == ["2", "3", "4", "5"]
+    assert all(line["generated"] and not line["references"] and not line["cider"] for line in lines)
