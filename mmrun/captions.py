@@ -1,9 +1,11 @@
 """``captions.csv``: one line per captioned item, written by ``mmrun eval`` (and ``mmrun predict``).
 
 Columns: ``row`` (the item's first row: its line in the manifest, or its position in the split for
-built-in data), ``generated`` (the caption the model wrote, as normalised words), ``references``
-(the item's captions in the data, joined by `` | ``; empty when the data has none) and ``cider``
-(the item's CIDEr-D against them; empty without references). Lines are sorted by ``row``.
+built-in data), ``generated`` (the caption the model wrote, as words of the caption vocabulary),
+``references`` (the item's captions in the data as the tokenizer read them: lowercased words of
+the vocabulary, unknown words left out, cut at ``dataset.text.max_length``; joined by `` | ``;
+empty when the data has none) and ``cider`` (the item's CIDEr-D against them; empty without
+references). Lines are sorted by ``row``.
 """
 
 from __future__ import annotations

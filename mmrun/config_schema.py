@@ -245,7 +245,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "task.target": Depends("task._target_", {"mmrun.tasks.captioning.CaptioningTask": text("caption")},
                            list_of(text("image"), "a list of modality names or kinds", ["image"])),
     # task=captioning
-    "task.condition": list_of(text("image"), "a list of modality names or kinds", ["image", "audio"]),
+    "task.condition": nullable(list_of(text("image"), "a list of modality names or kinds", ["image", "audio"])),
     "task.memory_dim": POSITIVE_INT,
     "task.max_length": nullable(number("[2, inf)", 16, whole=True)),
     "task.decoding": choice("greedy", "beam"),

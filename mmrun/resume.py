@@ -49,6 +49,10 @@ def locate(value: str) -> tuple[Path, Path]:
                           f"the folder mmrun train wrote")
     if read_summary(run_dir).get("status") == "completed":
         raise ConfigError(f"resume={value}: the run in {run_dir} already completed; there is nothing to resume")
+    if not checkpoint.is_file() and path.is_dir():
+        from mmrun.distill.twin import stopped_twin
+
+        checkpoint = stopped_twin(run_dir) or checkpoint  # a distillation stopped while training its scratch twin
     if not checkpoint.is_file():
         raise ConfigError(f"resume={value}: {checkpoint} does not exist; the run stopped before its first epoch "
                           f"ended (or kept no checkpoints), so start it again without resume")

@@ -262,12 +262,20 @@ def train_scratch_twin(cfg: DictConfig, run_dir: Path, overrides: list[str], pro
     if not twin.wants_twin(cfg):
         return
     twin_dir = run_dir / twin.FOLDER
+    resume = cfg.get("resume")
+    if resume and Path(resume).resolve().is_relative_to(twin_dir.resolve()):  # stopped while the twin trained
+        with open_dict(cfg):
+            cfg.resume = None  # the twin resumes from its own last.ckpt; the distilled student starts anew
     if twin.finished(twin_dir):
         log.info("distill.scratch=train: the scratch student finished earlier in %s", twin_dir)
     else:
         log.info("distill.scratch=train: training the student without its teacher first, in %s", twin_dir)
         _train(twin.twin_config(cfg, twin_dir), twin_dir, twin.twin_overrides(overrides), "none", progress)
         log.info("distill.scratch=train: now the distilled student")
+        import torch
+
+        if torch.cuda.is_available():  # the twin's cached blocks would shrink the student's on_device budget
+            torch.cuda.empty_cache()
     with open_dict(cfg):
         cfg.distill.scratch = str(twin_dir)
 

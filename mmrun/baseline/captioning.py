@@ -30,20 +30,23 @@ from mmrun.baseline.models import better
 MAX_TRAIN_ITEMS = 20000  # nearest neighbours are searched among at most this many training items
 
 
-def caption_baseline(splits: dict[str, dict[str, torch.Tensor]], spec, task, seed: int) -> dict[str, Any]:
-    """Both candidates on the run's splits (``task``: the ``CaptioningTask``), in the classical
-    baseline's result format (``mmrun.baseline.run``)."""
+def caption_baseline(splits: dict[str, dict[str, torch.Tensor]], spec, task, seed: int, monitor: str,
+                     monitor_mode: str) -> dict[str, Any]:
+    """Both candidates on the run's splits (``task``: the ``CaptioningTask``), selected on validation
+    by the run's ``monitor``, in the classical baseline's result format (``mmrun.baseline.run``;
+    ``train_rows`` counts training items, the rows a caption is taken from)."""
     from mmrun.metrics.captioning import caption_scores, normalise
     from mmrun.tasks.captioning import caption_items
 
     started = time.perf_counter()
-    items = {s: caption_items(splits[s]["label"].long(), splits[s][task.target], task.text) for s in SPLITS}
+    items = {s: caption_items(splits[s]["label"].long().cpu(), splits[s][task.target].cpu(), task.text)
+             for s in SPLITS}
     train_captions = items["train"]["references"]
     counts = Counter(normalise(caption) for refs in train_captions for caption in refs)
     if not counts:
         return {"error": "the training split has no caption"}
     frequent = counts.most_common(1)[0][0]
-    neighbours = nearest_training_items(splits, spec, task, items, seed)
+    neighbours, searched = nearest_training_items(splits, spec, task, items, seed)
     candidates = {
         "most frequent caption": {s: [frequent] * len(items[s]["first"]) for s in ("val", "test")},
         "nearest neighbour": {s: [train_captions[i][0] if train_captions[i] else frequent for i in neighbours[s]]
@@ -57,18 +60,19 @@ def caption_baseline(splits: dict[str, dict[str, torch.Tensor]], spec, task, see
             scores = caption_scores([captions[split][i] for i in scored],
                                     [items[split]["references"][i] for i in scored], task.metrics) if scored else {}
             results[name][split] = {f"{split}/{metric}": float(value) for metric, value in scores.items()}
-    monitor, best = task.monitor, "most frequent caption"
-    if better(results["nearest neighbour"]["val"].get(monitor), results[best]["val"].get(monitor), task.monitor_mode):
+    best = "most frequent caption"
+    if better(results["nearest neighbour"]["val"].get(monitor), results[best]["val"].get(monitor), monitor_mode):
         best = "nearest neighbour"
-    return {"best": best, "monitor": monitor, "monitor_mode": task.monitor_mode, "val": results[best]["val"],
-            "test": results[best]["test"], "candidates": results, "train_rows": len(items["train"]["first"]),
-            "train_rows_total": len(items["train"]["first"]), "subsampled": False,
-            "time_s": round(time.perf_counter() - started, 3)}
+    total = len(items["train"]["first"])
+    return {"best": best, "monitor": monitor, "monitor_mode": monitor_mode, "val": results[best]["val"],
+            "test": results[best]["test"], "candidates": results, "train_rows": searched, "train_rows_total": total,
+            "subsampled": searched < total, "time_s": round(time.perf_counter() - started, 3)}
 
 
-def nearest_training_items(splits, spec, task, items, seed: int) -> dict[str, np.ndarray]:
+def nearest_training_items(splits, spec, task, items, seed: int) -> tuple[dict[str, np.ndarray], int]:
     """For each val and test item, the index of the nearest training item (cosine similarity of the
-    condition modalities' standardised features, one row per item)."""
+    condition modalities' standardised features, one row per item), and how many training items
+    were searched (at most ``MAX_TRAIN_ITEMS``, drawn at random)."""
     rng = np.random.default_rng(seed)
     train_first = items["train"]["first"].numpy()
     kept = np.arange(len(train_first))
@@ -85,4 +89,4 @@ def nearest_training_items(splits, spec, task, items, seed: int) -> dict[str, np
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     train = unit(features["train"])
-    return {s: kept[np.argmax(unit(features[s]) @ train.T, axis=1)] for s in ("val", "test")}
+    return {s: kept[np.argmax(unit(features[s]) @ train.T, axis=1)] for s in ("val", "test")}, len(kept)

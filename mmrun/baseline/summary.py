@@ -27,7 +27,8 @@ def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
         if family == "captioning":
             from mmrun.baseline.captioning import caption_baseline
 
-            result = caption_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed)
+            result = caption_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed,
+                                      monitor=cfg.monitor, monitor_mode=cfg.monitor_mode)
         else:
             result = run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
                                   monitor_mode=cfg.monitor_mode)

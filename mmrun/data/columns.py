@@ -179,7 +179,7 @@ def plan_columns(
     for column in text_columns:
         if column not in table.columns:
             raise DataError(f"{table.name} has no column {column!r} to caption (task.target); its columns are "
-                            f"{table.columns}")
+                            f"{table.columns}: set task.target=<the caption column>")
     if read_label and label_column not in table.columns:
         raise DataError(
             f"{table.name} has no label column {label_column!r}; name the target column 'label' or set "

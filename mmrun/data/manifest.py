@@ -316,7 +316,7 @@ class ManifestDataModule(TensorDataModule):
             if self.labels_required:  # eval scores ranks against each query's own item
                 raise DataError(
                     f"{table.name} has no group column {group!r} (dataset.group_column), which the checkpoint's "
-                    f"retrieval model was trained with; its columns are {table.columns}"
+                    f"model was trained with (its rows of one item); its columns are {table.columns}"
                 )
             group = None  # predictions need no groups: every row its own item
         return ColumnPlan(plan.modalities, plan.label if self.labels_required else None, split, group=group)

@@ -28,11 +28,12 @@ from mmrun.distill.losses import LOSSES
 from mmrun.distill.teacher import Teacher, feature_width
 from mmrun.distill.twin import TRAIN
 from mmrun.errors import ConfigError, DistillationError, MmrunError
+from mmrun.model import task_config
 
 log = logging.getLogger("mmrun")
 # Dataset keys that leave the rows and their values unchanged (label_fraction: the student's labels only).
 SAME_DATA_KEYS = {"modalities", "batch_size", "eval_batch_size", "seed", "on_device", "device_memory_fraction",
-                  "label_fraction", "cache_dir"}
+                  "label_fraction", "cache_dir", "caption_column"}
 
 
 class Distillation:
@@ -50,7 +51,7 @@ class Distillation:
     def build_datamodule(self, data_cfg: DictConfig, task_cfg: DictConfig):
         """The run's datamodule, serving the teacher's modalities too, with splits for the student (``inputs``),
         once the student's task (``task_cfg``) is known to fit the teacher's."""
-        self.teacher.check_family(get_class(task_cfg._target_).family)
+        self.teacher.check_family(get_class(task_config(task_cfg)._target_).family)
         data = widened(data_cfg, self.teacher.modalities)
         try:
             datamodule = instantiate(data)
@@ -82,6 +83,8 @@ class Distillation:
                                     f"fused vectors; a retrieval student distils the teacher's similarity "
                                     f"distribution: distill.losses=[kd]")
         self.teacher.check_fits(self.data_spec, model.task.kind)
+        if family == "retrieval":
+            check_sides(self.teacher.model.task.sides, model.task.sides)
         self.metric = monitor.replace("val/", "test/", 1)
         self.scratch = scratch_value(self.cfg.get("scratch"), self.metric)
         distiller = Distiller(self.teacher, self.weights, model.task.kind, feature_width(model.task),
@@ -138,11 +141,22 @@ class Distillation:
         return block
 
 
+def check_sides(teacher: dict[str, list[str]], student: dict[str, list[str]]) -> None:
+    """Refuse a retrieval teacher whose query or target side shares no modality with the student's:
+    their similarity distributions would rank different things."""
+    for side in ("query", "target"):
+        if not set(teacher[side]) & set(student[side]):
+            raise DistillationError(f"distill.teacher ranks {teacher['query']} against {teacher['target']} but the "
+                                    f"student ranks {student['query']} against {student['target']}; give the student "
+                                    f"task.query and task.target that share modalities with the teacher's")
+
+
 def data_differences(teacher: dict[str, Any], student: dict[str, Any]) -> list[str]:
     """The dataset keys whose values differ between the teacher's run and the student's, but for
-    those that only choose modalities or how the same rows are batched."""
-    return sorted(key for key in set(teacher) | set(student)
-                  if key not in SAME_DATA_KEYS and teacher.get(key) != student.get(key))
+    those that only choose modalities or how the same rows are batched, and those one side lacks
+    (an option added since the teacher was trained, at its default)."""
+    return sorted(key for key in set(teacher) & set(student)
+                  if key not in SAME_DATA_KEYS and teacher[key] != student[key])
 
 
 def loss_weights(cfg: DictConfig) -> dict[str, float]:

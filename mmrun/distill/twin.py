@@ -6,7 +6,9 @@ trains that twin first: the run's own config with ``distill.losses=[]`` (labels 
 teacher measured beside it), the same seed and data, in ``<run>/scratch/``, a run folder of
 its own (metrics.json, checkpoints, curves). The twin writes to no experiment tracker and
 fits no classical baseline or analysis; ``mmrun compare <run>`` finds both runs and pairs them
-as a distillation sweep would. A twin that already finished (a resumed run) is not retrained.
+as a distillation sweep would. A twin that already finished (a resumed run) is not retrained;
+one that was stopped resumes from its own ``last.ckpt`` (``mmrun train resume=<run>``, or a
+sweep run again).
 """
 
 from __future__ import annotations
@@ -30,11 +32,24 @@ def wants_twin(cfg: DictConfig) -> bool:
 
 def twin_config(cfg: DictConfig, twin_dir: Path) -> DictConfig:
     """The run's (unresolved) config for its scratch twin: no distillation loss, paths inside
-    ``twin_dir`` instead of the run folder, no trackers, no analysis, no resume."""
+    ``twin_dir`` instead of the run folder, no trackers, no analysis; it resumes from its own
+    ``last.ckpt`` when a stopped run left one."""
     container = OmegaConf.to_container(cfg, resolve=False)
     container["distill"].update(losses=[], scratch=None)
-    container.update(logger={}, analysis=None, resume=None)
+    last = last_checkpoint(twin_dir)
+    container.update(logger={}, analysis=None, resume=str(last) if last.is_file() else None)
     return OmegaConf.create(_in_folder(container, twin_dir))
+
+
+def last_checkpoint(twin_dir: Path) -> Path:
+    return twin_dir / "checkpoints" / "last.ckpt"
+
+
+def stopped_twin(run_dir: Path) -> Path | None:
+    """The ``last.ckpt`` of a run's scratch twin that stopped before finishing (None: no such twin)."""
+    twin_dir = run_dir / FOLDER
+    last = last_checkpoint(twin_dir)
+    return last if last.is_file() and not finished(twin_dir) else None
 
 
 def twin_overrides(overrides: list[str]) -> list[str]:

@@ -30,9 +30,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mmrun.components import build
-from mmrun.data.preprocess.text import detokenize
+from mmrun.data.preprocess.text import UNK, detokenize
 from mmrun.data.spec import DataSpec
-from mmrun.errors import ConfigError
+from mmrun.errors import ConfigError, DataError
 from mmrun.fusion.budget import build_fusion
 from mmrun.fusion.layers import TokenProjection, masked_pooled
 from mmrun.tasks.base import TaskFamily
@@ -84,7 +84,8 @@ class CaptioningTask(TaskFamily):
         decoder: the decoder config (``conf/decoder/``), built with the vocabulary size, the
             memory width and the longest caption.
         type: ``captioning`` (the manifest reads groups, not labels, for it).
-        condition: the modalities to caption from (names, or kinds: ``image`` = every image modality).
+        condition: the modalities to caption from (names, or kinds: ``image`` = every image
+            modality); None: every modality of the data but the target.
         target: the text modality to write.
         memory_dim: width of the decoder's memory.
         max_length: longest generated caption in tokens, the end token included; None: the
@@ -101,7 +102,7 @@ class CaptioningTask(TaskFamily):
     uses_decoder = True
 
     def __init__(self, spec: DataSpec, dims: dict[str, int], fusion: DictConfig, decoder: DictConfig | None = None,
-                 type: str = "captioning", condition: list[str] = ("image",), target: str = "text",
+                 type: str = "captioning", condition: list[str] | None = None, target: str = "text",
                  memory_dim: int = 128, max_length: int | None = None, decoding: str = "greedy", beam_size: int = 5,
                  length_penalty: float = 1.0, label_smoothing: float = 0.0,
                  metrics: list[str] = ("bleu", "rouge", "cider")) -> None:
@@ -118,6 +119,9 @@ class CaptioningTask(TaskFamily):
                               f"(the monitored metric), e.g. task.metrics=[bleu,rouge,cider]")
         self.condition, self.target = condition_modalities(condition, target, spec)
         self.tokenizer = text_tokenizer(spec, self.target)
+        # Ids never written into a caption's text: padding, and the unknown word of a fitted vocabulary
+        # (a generated <unk> would otherwise match a reference's <unk>).
+        self.unwritten = {0, *(i for i, word in enumerate(self.tokenizer["vocab"]) if word == UNK)}
         text_length = next(m.shape[0] for m in spec.modalities if m.name == self.target)
         self.max_length = int(max_length) if max_length is not None else text_length + 1
         if self.max_length < 2:
@@ -139,7 +143,7 @@ class CaptioningTask(TaskFamily):
 
     @classmethod
     def modalities_read(cls, task_cfg, spec):
-        condition, _ = condition_modalities(task_cfg.get("condition", ["image"]), task_cfg.get("target", "text"), spec)
+        condition, _ = condition_modalities(task_cfg.get("condition"), task_cfg.get("target", "text"), spec)
         return condition
 
     def modality_groups(self, read: list[str]) -> list[list[str]]:
@@ -164,14 +168,15 @@ class CaptioningTask(TaskFamily):
     # ------------------------------------------------------------- training
     def teacher_forcing(self, captions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder inputs ``<bos> w_1 .. w_n`` and targets ``w_1 .. w_n <eos>`` (0-padded), at most
-        ``max_length`` long; a caption that does not fit is cut and gets no end token."""
+        ``max_length`` long; a caption that does not fit is cut and gets no end token, an empty one
+        gets no target at all."""
         lengths = (captions != 0).sum(1)
         width = self.max_length
         words = F.pad(captions, (0, max(0, width - captions.shape[1])))[:, :width]
         bos = torch.full_like(words[:, :1], self.bos)
         inputs = torch.cat([bos, words[:, : width - 1]], 1)
         targets = words.clone()
-        fits = lengths < width
+        fits = (lengths > 0) & (lengths < width)  # an empty caption teaches nothing, not "stop at once"
         targets[fits, lengths[fits]] = self.eos
         return inputs, targets
 
@@ -212,12 +217,12 @@ class CaptioningTask(TaskFamily):
         return [f"{split}/{name}" for metric in self.metrics for name in SCORE_NAMES[metric]]
 
     def text(self, ids: torch.Tensor) -> str:
-        """A caption's words from its ids (up to the end token; padding and ``<bos>`` dropped)."""
+        """A caption's words from its ids (up to the end token; padding, ``<bos>`` and unknown words dropped)."""
         words = []
         for token in ids.tolist():
             if token == self.eos:
                 break
-            if token not in (0, self.bos):
+            if token not in self.unwritten and token != self.bos:
                 words.append(token)
         return detokenize(words, self.tokenizer)
 
@@ -227,23 +232,27 @@ class CaptioningTask(TaskFamily):
         collector = self.collectors[split] if split in self.collectors else None  # noqa: SIM401
         if collector is None or collector.update_count == 0:
             return {}
-        data = collector.compute()
+        data = {key: value.cpu() for key, value in collector.compute().items()}
         collector.reset()
-        items = caption_items(data["groups"].cpu(), data["references"].cpu(), self.text)
+        items = caption_items(data["groups"], data["references"], self.text)
         first, references = items["first"], items["references"]
-        candidates = [self.text(data["generated"][row].cpu()) for row in first.tolist()]
+        candidates = [self.text(data["generated"][row]) for row in first.tolist()]
         scored = [i for i, refs in enumerate(references) if refs]  # items with no caption are only generated
+        if split == "val" and not scored:  # validation only happens in training, whose monitor is val/cider
+            raise DataError(f"no validation row has a caption ({self.target}), so val/cider, the monitored metric, "
+                            f"cannot be computed; give validation rows their captions")
         self.reports[split] = {"captioning": {"decoding": self.decoding_name(split), "items": len(first),
                                               "scored_items": len(scored),
                                               "references": sum(len(r) for r in references),
                                               "training_captions": self.training_captions}}
-        per_item = [None] * len(first)
+        per_item: list[float | None] = [None] * len(first)
         scores: dict[str, float] = {}
         if scored:
             chosen_candidates, chosen_references = [candidates[i] for i in scored], [references[i] for i in scored]
             scores = caption_scores(chosen_candidates, chosen_references, self.metrics)
-            for i, value in zip(scored, cider_per_sample(chosen_candidates, chosen_references), strict=True):
-                per_item[i] = value
+            if self.record_outputs:  # per-item CIDEr-D for captions.csv (its mean is scores["cider"])
+                for i, value in zip(scored, cider_per_sample(chosen_candidates, chosen_references), strict=True):
+                    per_item[i] = value
         if self.record_outputs:  # rows: positions in the scored split (evaluation loaders keep the order)
             self.outputs = {"rows": first, "candidates": candidates, "references": references, "cider": per_item}
         return {f"{split}/{name}": torch.tensor(float(value)) for name, value in scores.items()}
@@ -275,6 +284,11 @@ def condition_modalities(condition: Any, target: str, spec: DataSpec) -> tuple[l
     if kinds[target] != "text":
         raise ConfigError(f"task.target={target} is {kinds[target]}, not text: captioning writes a text column; "
                           f"name a text modality")
+    if condition is None:
+        condition = [name for name in kinds if name != target]
+        if not condition:
+            raise ConfigError(f"the data has no modality besides the caption {target} to caption from; "
+                              f"captioning needs an image, audio or other column")
     chosen = resolve_side(condition, spec, "task.condition")
     if target in chosen:
         raise ConfigError(f"{target} is both the caption (task.target) and a condition (task.condition); "
@@ -287,7 +301,7 @@ def text_tokenizer(spec: DataSpec, target: str) -> dict:
     state = (spec.extra.get("tokenizers") or {}).get(target)
     if state is None:
         raise ConfigError(f"task=captioning needs the vocabulary of {target}, which this dataset does not record; "
-                          f"use dataset=pairs or dataset=manifest")
+                          f"use dataset=scenes (built in) or dataset=manifest")
     if state.get("tokenizer") != "word":
         raise ConfigError(f"task=captioning writes the words of a vocabulary fitted on the captions, but {target} "
                           f"is tokenised with dataset.text.tokenizer={state.get('tokenizer')}; use "

@@ -47,7 +47,7 @@ def test_a_manifest_of_images_with_three_captions_each(tmp_path):
                          "caption": wording.format(COLOURS[image % 4])})
     manifest = write_csv(tmp_path / "captions.csv", rows)
     result = run_mmrun(["train", "task=captioning", "dataset=manifest", f"dataset.path={manifest}",
-                        "dataset.group_column=image_id", "task.condition=[image]", "task.target=caption",
+                        "dataset.group_column=image_id", "task.target=caption",
                         f"dataset.cache_dir={tmp_path / 'cache'}", *TINY_DATA, *QUICK], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = run_dirs(tmp_path / "outputs")

@@ -88,7 +88,8 @@ def test_whole_split_metrics_and_the_baseline(captioner):
     items = len(datamodule.splits["val"]["label"].unique())
     assert report == {"decoding": "greedy", "items": items, "scored_items": items, "references": 2 * items,
                       "training_captions": {}}  # attach_data was not called here
-    baseline = caption_baseline(datamodule.splits, datamodule.spec, task, seed=0)
+    baseline = caption_baseline(datamodule.splits, datamodule.spec, task, seed=0, monitor="val/cider",
+                                monitor_mode="max")
     assert baseline["best"] in ("most frequent caption", "nearest neighbour")
     assert baseline["test"]["test/cider"] >= 0 and "val/cider" in baseline["val"]
 

@@ -20,7 +20,7 @@ from mmrun.distill.distiller import CACHED_LOGITS
 from mmrun.distill.losses import RKD, kd_loss
 from mmrun.distill.run import Distillation, gap_recovered, scratch_value
 from mmrun.distill.teacher import Outputs
-from mmrun.distill.twin import finished, twin_config, twin_overrides, wants_twin
+from mmrun.distill.twin import finished, stopped_twin, twin_config, twin_overrides, wants_twin
 from mmrun.errors import CheckpointError, ConfigError, DistillationError
 from mmrun.model import DISTILLER_KEY, MultimodalModule
 
@@ -115,6 +115,16 @@ def test_the_scratch_twin_is_the_run_without_its_teacher_in_its_own_folder(tmp_p
     assert not finished(tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps({"status": "completed"}))
     assert finished(tmp_path)
+
+    # A twin stopped mid-training resumes from its own last.ckpt; resume=<run> finds it.
+    run = tmp_path / "run"
+    assert stopped_twin(run) is None and twin.resume is None
+    (run / "scratch" / "checkpoints").mkdir(parents=True)
+    (run / "scratch" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert stopped_twin(run) == run / "scratch" / "checkpoints" / "last.ckpt"
+    assert twin_config(cfg, run / "scratch").resume == str(run / "scratch" / "checkpoints" / "last.ckpt")
+    (run / "scratch" / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    assert stopped_twin(run) is None
 
 
 # ------------------------------------------------------------------------------------------ teacher

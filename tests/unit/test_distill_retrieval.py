@@ -109,6 +109,9 @@ def test_retrieval_refuses_feature_losses_and_a_prediction_teacher(retrieval_tea
     with pytest.raises(DistillationError, match=r"^distill\.losses=\['hint'\]: hint compares a prediction model's "
                                                 r"fused vectors; a retrieval student distils .*distill\.losses=\[kd\]$"):
         retrieval_student(retrieval_teacher, "distill.losses=[hint]")
+    with pytest.raises(DistillationError, match=r"^distill\.teacher ranks \['audio', 'image'\] against \['text'\] but "
+                                                r"the student ranks \['text'\] against \['image'\]; give"):
+        retrieval_student(retrieval_teacher, "task.query=[text]", "task.target=[image]")
     predictor = save_untrained_checkpoint(tmp_path / "predictor.ckpt",
                                           ["dataset.size=120", "encoder.image.channels=[4,8]"])
     with pytest.raises(DistillationError, match=r"^distill\.teacher is a multiclass model but the student is a "
