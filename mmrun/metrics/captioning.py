@@ -50,6 +50,7 @@ reproduces and where it may differ.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shutil
@@ -364,10 +365,8 @@ def _meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float:
             proc.kill()
         proc.wait()
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            try:
+            with contextlib.suppress(OSError):  # unwritten input to a process that died: BrokenPipeError
                 pipe.close()
-            except OSError:  # unwritten input to a process that died: BrokenPipeError
-                pass
     return float(score)
 
 
