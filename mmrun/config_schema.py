@@ -180,6 +180,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "seed": SEED,
     "monitor": MONITOR,
     "monitor_mode": MONITOR_MODE,
+    "monitor_tie_break": nullable(MONITOR),
     "model.compile": BOOL,
     "model.channels_last": BOOL,
     "model.modality_dropout": number("[0, 1)", 0.3, what="a rate"),
@@ -224,6 +225,7 @@ TRAIN: dict[str, Rule | Depends] = {
     # callbacks/
     "callbacks.*.monitor": MONITOR,
     "callbacks.*.mode": MONITOR_MODE,
+    "callbacks.*.tie_break": nullable(MONITOR),
     "callbacks.model_checkpoint.save_top_k": number("[-1, inf)", 1, whole=True),
     "callbacks.model_checkpoint.save_last": BOOL | choice("link"),
     "callbacks.model_checkpoint.filename": text("best"),

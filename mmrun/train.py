@@ -23,22 +23,24 @@ log = logging.getLogger("mmrun")
 LR_FINDER_START, LR_FINDER_STEPS = 1e-3, 100
 
 
-def _monitor_mode(monitor: str) -> str:
-    return "min" if monitor.endswith(("loss", "mae", "mse", "rank")) else "max"
-
-
 def resolve_monitor(cfg: DictConfig, model) -> None:
-    """Fill ``monitor``/``monitor_mode`` from the task when ``auto``, and check the name."""
+    """Fill ``monitor``/``monitor_mode`` from the task when ``auto``, and check the names."""
+    from mmrun.callbacks.selection import metric_direction
+
     with open_dict(cfg):
         if cfg.monitor == "auto":
             cfg.monitor = model.task.monitor
         if cfg.monitor_mode == "auto":
-            cfg.monitor_mode = model.task.monitor_mode if cfg.monitor == model.task.monitor else _monitor_mode(cfg.monitor)
+            cfg.monitor_mode = model.task.monitor_mode if cfg.monitor == model.task.monitor else metric_direction(cfg.monitor)
     logged = ["val/loss"] + model.task.metric_names("val")
     if cfg.monitor not in logged:
         raise ConfigError(f"monitor={cfg.monitor} is not a logged validation metric; use one of {logged}")
     if cfg.monitor_mode not in ("max", "min"):
         raise ConfigError(f"monitor_mode={cfg.monitor_mode} must be auto, max or min")
+    tie_break = cfg.get("monitor_tie_break")
+    if tie_break is not None and tie_break not in logged:
+        raise ConfigError(f"monitor_tie_break={tie_break} is not a logged validation metric; use one of {logged} "
+                          "or null (no tie-break)")
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -137,7 +139,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     resolve_monitor(cfg, model)
     OmegaConf.resolve(cfg)
 
-    tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode)
+    tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode, cfg.get("monitor_tie_break"))
     callbacks: list[Any] = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     rich_bar = use_rich_progress(cfg)
     epochs = EpochLogger(console=not rich_bar)

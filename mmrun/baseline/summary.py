@@ -6,6 +6,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from mmrun.baseline.cache import cached_baseline
 from mmrun.baseline.models import better
 from mmrun.baseline.run import run_baseline
 
@@ -15,23 +16,27 @@ log = logging.getLogger("mmrun")
 def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
     """``baseline=auto``: the classical baseline on the run's own split tensors (``mmrun.baseline``).
 
-    Logs its cost and result, and warns when the deep model's test value of the monitored
-    metric is below the baseline's.
+    Read from the data cache when a run on the same rows, task and seed fitted it
+    (``mmrun.baseline.cache``). Logs its cost and result, and warns when the deep model's test
+    value of the monitored metric is below the baseline's.
     """
     objective = getattr(model.task, "objective", None)  # prediction tasks have one
     family = model.task.family
     if objective is None and family != "captioning":
         log.info("no classical baseline for task %s (it covers prediction and captioning tasks)", model.task.kind)
         return None
-    try:
+
+    def fit() -> dict:
         if family == "captioning":
             from mmrun.baseline.captioning import caption_baseline
 
-            result = caption_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed,
-                                      monitor=cfg.monitor, monitor_mode=cfg.monitor_mode)
-        else:
-            result = run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
-                                  monitor_mode=cfg.monitor_mode)
+            return caption_baseline(datamodule.splits, datamodule.spec, model.task, seed=cfg.seed,
+                                    monitor=cfg.monitor, monitor_mode=cfg.monitor_mode)
+        return run_baseline(datamodule.splits, datamodule.spec, objective, seed=cfg.seed, monitor=cfg.monitor,
+                            monitor_mode=cfg.monitor_mode)
+
+    try:
+        result = cached_baseline(cfg, datamodule.splits, datamodule.spec, family, fit)
     except Exception as error:  # the trained model's results must be written whatever the baseline does
         log.debug("classical baseline failed", exc_info=True)
         result = {"error": f"{type(error).__name__}: {error}"}
@@ -39,9 +44,10 @@ def classical_baseline(cfg: DictConfig, datamodule, model) -> dict | None:
         log.warning("classical baseline skipped: %s", result["error"])
         return result
     metric = result["monitor"].replace("val/", "test/", 1)
-    log.info("classical baseline: %s, %s %s (%d training rows%s, %.1f s)", result["best"], metric,
+    cost = "read from the data cache" if result.get("cache") == "read" else f"{result['time_s']:.1f} s"
+    log.info("classical baseline: %s, %s %s (%d training rows%s, %s)", result["best"], metric,
              _format(result["test"].get(metric)), result["train_rows"], ", subsampled" if result["subsampled"] else "",
-             result["time_s"])
+             cost)
     return result
 
 

@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import RichProgressBar
 from pytorch_lightning.callbacks.progress.rich_progress import ProcessingSpeedColumn
 from rich.text import Text
 
+from mmrun.callbacks.selection import TieBreak
 from mmrun.logfiles import to_log_files
 
 log = logging.getLogger("mmrun")
@@ -27,11 +28,13 @@ def _scalars(trainer: pl.Trainer, prefix: str) -> dict[str, float]:
 
 
 class BestValidationTracker(pl.Callback):
-    """Remembers every validation metric at the epoch where the monitored one was best."""
+    """Remembers every validation metric at the epoch where the monitored one was best (ties
+    broken by ``tie_break``, as the best checkpoint's are: ``mmrun.callbacks.selection``)."""
 
-    def __init__(self, monitor: str, mode: str) -> None:
+    def __init__(self, monitor: str, mode: str, tie_break: str | None = None) -> None:
         self.monitor = monitor
         self.mode = mode
+        self.tie = TieBreak(tie_break, monitor)
         self.best: dict[str, float] = {}
         self.best_epoch: int | None = None
 
@@ -44,15 +47,17 @@ class BestValidationTracker(pl.Callback):
             return
         previous = self.best.get(self.monitor)
         better = previous is None or (value > previous if self.mode == "max" else value < previous)
-        if better:
+        if better or self.tie.breaks_tie(trainer, value, previous):
             self.best = current
             self.best_epoch = trainer.current_epoch
+            self.tie.record(trainer)
 
     def state_dict(self) -> dict:
-        return {"best": dict(self.best), "best_epoch": self.best_epoch}
+        return {"best": dict(self.best), "best_epoch": self.best_epoch, "tie_break_best": self.tie.best}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = dict(state["best"]), state["best_epoch"]
+        self.tie.best = state.get("tie_break_best")
 
 
 class EpochLogger(pl.Callback):

@@ -7,6 +7,7 @@ import importlib.util
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 from PIL import Image
@@ -93,3 +94,22 @@ def test_main_parses_arguments(script, tmp_path, capsys):
     assert "10 rows" in capsys.readouterr().out
     with (tmp_path / "cli" / "manifest.csv").open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 10
+
+
+def test_real_scans_show_the_rows_digit(script, tmp_path):
+    """--scans sklearn: each image is a real scan of its row's digit (the nearest scikit-learn scan,
+    once the image is shrunk back to 8x8, has the row's label)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    manifest = script.write_manifest(tmp_path, size=30, seed=0, scans="sklearn")
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    names = list(script.CLASS_NAMES)
+    references = digits.images.reshape(len(digits.images), -1) * (255.0 / 16.0)
+    for row in rows:
+        with Image.open(tmp_path / row["image"]) as image:
+            assert image.mode == "L" and image.size == (32, 32)
+            small = np.asarray(image.resize((8, 8), Image.Resampling.BOX), dtype=np.float64).reshape(-1)
+        nearest = int(np.argmin(((references - small) ** 2).sum(axis=1)))
+        assert names[digits.target[nearest]] == row["label"]
