@@ -12,9 +12,11 @@ Tables (generated into ``--work``, deterministic):
   two numbers, four classes that each modality shows only in part);
 * ``realistic``: ``scripts/make_realistic_manifest.py`` (1800 rows: 32x32 grey digit
   images, speech-like 8 kHz clips of 0.3-1.4 s, short noisy notes, one noisy number with
-  empty cells, ten classes, a split column).
+  empty cells, ten classes, a split column);
+* ``real-scans``: the same table with real handwriting (``--scans sklearn``: scikit-learn's
+  UCI optical digit scans, upsampled to 32x32) in place of the rendered digits.
 
-    python scripts/bench_quality.py                        # both tables, seeds 1 2 3
+    python scripts/bench_quality.py                        # every table, seeds 1 2 3
     python scripts/bench_quality.py --tables realistic --seeds 1
     python scripts/bench_quality.py -- trainer.max_epochs=5   # extra overrides for every run
 """
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATORS = {
     "demo": ["make_demo_manifest.py", "--size", "3000"],
     "realistic": ["make_realistic_manifest.py", "--size", "1800"],
+    "real-scans": ["make_realistic_manifest.py", "--size", "1800", "--scans", "sklearn"],
 }
 
 

@@ -50,23 +50,13 @@ class TieBreak:
         self.best = self._value(trainer)
 
 
-class TieBreakEarlyStopping(EarlyStopping):
-    """Lightning's ``EarlyStopping`` where a tie broken by ``tie_break`` is an improvement."""
+class WithTieBreak:
+    """Mixin for a Lightning callback with a ``monitor``: the ``tie_break`` argument, and the
+    tie-break's best value kept in the callback's checkpointed state (a resumed run goes on)."""
 
     def __init__(self, *args: Any, tie_break: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tie = TieBreak(tie_break, self.monitor)
-
-    def _run_early_stopping_check(self, trainer) -> None:
-        current = trainer.callback_metrics.get(self.monitor)
-        if not trainer.fast_dev_run and self.tie.breaks_tie(trainer, current, self.best_score):
-            self.wait_count = 0
-            self.tie.record(trainer)
-            return
-        best = self.best_score.clone()
-        super()._run_early_stopping_check(trainer)
-        if not torch.equal(best, self.best_score):
-            self.tie.record(trainer)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "tie_break_best": self.tie.best}
@@ -76,13 +66,25 @@ class TieBreakEarlyStopping(EarlyStopping):
         self.tie.best = state_dict.get("tie_break_best")
 
 
-class TieBreakCheckpoint(ModelCheckpoint):
+class TieBreakEarlyStopping(WithTieBreak, EarlyStopping):
+    """Lightning's ``EarlyStopping`` where a tie broken by ``tie_break`` is an improvement."""
+
+    def _run_early_stopping_check(self, trainer) -> None:
+        current = trainer.callback_metrics.get(self.monitor)
+        breaks = not trainer.fast_dev_run and self.tie.breaks_tie(trainer, current, self.best_score)
+        if trainer.strategy.reduce_boolean_decision(bool(breaks), all=True):  # every process takes one branch
+            self.wait_count = 0
+            self.tie.record(trainer)
+            return
+        best = self.best_score.clone()
+        super()._run_early_stopping_check(trainer)
+        if not torch.equal(best, self.best_score):
+            self.tie.record(trainer)
+
+
+class TieBreakCheckpoint(WithTieBreak, ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` where, with ``save_top_k=1``, a tie broken by ``tie_break``
     replaces the best checkpoint (with more kept checkpoints the order is the monitor's alone)."""
-
-    def __init__(self, *args: Any, tie_break: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.tie = TieBreak(tie_break, self.monitor)
 
     def check_monitor_top_k(self, trainer, current: torch.Tensor | None = None) -> bool:
         if super().check_monitor_top_k(trainer, current):
@@ -95,10 +97,3 @@ class TieBreakCheckpoint(ModelCheckpoint):
     def _update_best_and_save(self, current: torch.Tensor, trainer, monitor_candidates: dict[str, Any]) -> None:
         super()._update_best_and_save(current, trainer, monitor_candidates)
         self.tie.record(trainer)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "tie_break_best": self.tie.best}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self.tie.best = state_dict.get("tie_break_best")
