@@ -183,7 +183,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "monitor_tie_break": nullable(MONITOR),
     "model.compile": BOOL,
     "model.channels_last": BOOL,
-    "model.modality_dropout": number("[0, 1)", 0.3, what="a rate"),
+    "model.modality_dropout": AUTO | number("[0, 1)", 0.3, what="a rate"),
     "model.modality_dropout.*": number("[0, 1)", 0.3, what="a rate"),
     "baseline": choice("auto", "none"),
     "resume": PATH,

@@ -118,7 +118,8 @@ class MultimodalModule(pl.LightningModule):
         options = cfg.get("model") or {}
         # After prepare_batch, so that recommendation's item content is covered too; eval mode: a no-op.
         self.modality_dropout = build_modality_dropout(options.get("modality_dropout", 0.0),
-                                                       self.task.modality_groups(self.modalities), spec.modality_names)
+                                                       self.task.modality_groups(self.modalities), spec.modality_names,
+                                                       self.task.family)
         self.channels_last = [m.name for m in used if m.kind == "image"] if options.get("channels_last") else []
         if self.channels_last:  # 4-D conv weights in NHWC; image batches follow in forward
             self.to(memory_format=torch.channels_last)

@@ -103,7 +103,7 @@ def test_the_seed_decides_the_draws():
 
 
 @pytest.mark.parametrize("value, message", [
-    (1.0, r"^model\.modality_dropout=1\.0 must be a rate in \[0, 1\)"),
+    (1.0, r"^model\.modality_dropout=1\.0 must be auto, a rate in \[0, 1\)"),
     (-0.1, r"^model\.modality_dropout=-0\.1 must be"),
     (True, r"^model\.modality_dropout=True must be"),
     ("high", r"^model\.modality_dropout=high must be"),
@@ -163,3 +163,11 @@ def test_recommendation_drops_item_content_per_side_but_never_the_ids():
     assert batch["present"][:, ids].all()
     dropped_title = ~batch["present"][:, names.index("title")]
     assert (batch["title"][dropped_title] == 0).all()  # gathered item content is zero-filled too
+
+
+def test_auto_is_a_quarter_for_prediction_and_off_for_the_other_families(synthetic):
+    model = MultimodalModule(compose_train([]), synthetic.spec)
+    assert model.modality_dropout.names and float(model.modality_dropout.rate.max()) == 0.25
+    for family in ("retrieval", "recommendation", "captioning"):
+        assert not build_modality_dropout("auto", [list(ORDER)], ORDER, family).names
+    assert _dropout(0.0).names == []
