@@ -55,9 +55,18 @@ def show(path: KeyPath) -> str:
     return text or "<root>"
 
 
+# Targets that earlier releases' conf/ put at a key and today's no longer does, so that their
+# checkpoints still load: Lightning's own callbacks, before mmrun's tie-break subclasses.
+FORMER_TARGETS: dict[KeyPath, dict[str, tuple]] = {
+    ("callbacks", "model_checkpoint"): {"pytorch_lightning.callbacks.ModelCheckpoint": ()},
+    ("callbacks", "early_stopping"): {"pytorch_lightning.callbacks.EarlyStopping": ()},
+}
+
+
 @functools.lru_cache(maxsize=1)
 def registered_targets() -> dict[KeyPath, dict[str, tuple[tuple[str, Any], ...]]]:
-    """Key path -> each ``_target_`` that mmrun's configs put there -> its other special keys.
+    """Key path -> each ``_target_`` that mmrun's configs put there (or earlier releases',
+    ``FORMER_TARGETS``) -> its other special keys.
 
     The hydra/ group and ``hydra`` nodes configure Hydra itself and never reach a checkpoint.
     """
@@ -79,6 +88,8 @@ def registered_targets() -> dict[KeyPath, dict[str, tuple[tuple[str, Any], ...]]
             if TARGET in node:
                 found[path][node[TARGET]].update((k, v) for k, v in node.items() if is_special(k))
             nodes += [((*path, k), v) for k, v in node.items() if isinstance(v, dict)]
+    for path, targets in FORMER_TARGETS.items():
+        found[path].update(targets)
     return {path: {target: tuple(special) for target, special in targets.items()} for path, targets in found.items()}
 
 

@@ -12,6 +12,7 @@ follows it. Lightning's own callbacks compare the one monitored metric only.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -39,9 +40,13 @@ class TieBreak:
         return None if value is None else float(value)
 
     def breaks_tie(self, trainer, current: Any, best: Any) -> bool:
-        """Whether this epoch's monitored ``current`` equals ``best`` and its tie-break metric is better."""
+        """Whether this epoch's monitored ``current`` equals ``best`` (both finite: a first epoch
+        never ties the starting infinity) and its tie-break metric is better."""
         value = self._value(trainer)
-        if value is None or current is None or best is None or float(current) != float(best):
+        if value is None or current is None or best is None:
+            return False
+        current, best = float(current), float(best)
+        if not math.isfinite(current) or current != best:
             return False
         return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
 
@@ -58,6 +63,13 @@ class WithTieBreak:
         super().__init__(*args, **kwargs)
         self.tie = TieBreak(tie_break, self.monitor)
 
+    @property
+    def state_key(self) -> str:
+        """Lightning's key for the parent class (``EarlyStopping{...}``), so that a run checkpointed
+        by Lightning's own callback resumes with its state."""
+        lightning = next(c for c in type(self).__mro__ if c.__module__.startswith("pytorch_lightning"))
+        return super().state_key.replace(type(self).__qualname__, lightning.__qualname__, 1)
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "tie_break_best": self.tie.best}
 
@@ -67,18 +79,23 @@ class WithTieBreak:
 
 
 class TieBreakEarlyStopping(WithTieBreak, EarlyStopping):
-    """Lightning's ``EarlyStopping`` where a tie broken by ``tie_break`` is an improvement."""
+    """Lightning's ``EarlyStopping`` where a tie broken by ``tie_break`` is an improvement.
+
+    Ties are exact, so with ``min_delta > 0`` (improvements must exceed it) the tie-break is off:
+    an epoch better by less than ``min_delta`` is no improvement, and neither is an equal one.
+    """
 
     def _run_early_stopping_check(self, trainer) -> None:
         current = trainer.callback_metrics.get(self.monitor)
-        breaks = not trainer.fast_dev_run and self.tie.breaks_tie(trainer, current, self.best_score)
+        breaks = (not trainer.fast_dev_run and self.min_delta == 0
+                  and self.tie.breaks_tie(trainer, current, self.best_score))
         if trainer.strategy.reduce_boolean_decision(bool(breaks), all=True):  # every process takes one branch
             self.wait_count = 0
             self.tie.record(trainer)
             return
-        best = self.best_score.clone()
+        before = self.best_score
         super()._run_early_stopping_check(trainer)
-        if not torch.equal(best, self.best_score):
+        if self.best_score is not before:  # Lightning assigns the new best on an improvement
             self.tie.record(trainer)
 
 
@@ -95,5 +112,5 @@ class TieBreakCheckpoint(WithTieBreak, ModelCheckpoint):
         return trainer.strategy.reduce_boolean_decision(breaks)
 
     def _update_best_and_save(self, current: torch.Tensor, trainer, monitor_candidates: dict[str, Any]) -> None:
+        self.tie.record(trainer)  # before saving, so that best.ckpt holds its own tie-break value
         super()._update_best_and_save(current, trainer, monitor_candidates)
-        self.tie.record(trainer)

@@ -69,3 +69,12 @@ def test_copies_of_the_same_tensors_give_the_same_key(tmp_path):
     copies = {split: {name: torch.as_tensor(value).clone() for name, value in columns.items()}
               for split, columns in splits.items()}
     assert cached_baseline(config(tmp_path), copies, spec, "prediction", fit)["cache"] == "read"
+
+
+def test_columns_the_baseline_does_not_read_leave_the_key_alone(tmp_path):
+    splits, spec = tabular_data("multiclass")
+    fit = CountingFit()
+    cached_baseline(config(tmp_path), splits, spec, "prediction", fit)
+    extra = {split: {**columns, "teacher.output.logits": torch.randn(len(columns["label"]), 4)}
+             for split, columns in splits.items()}
+    assert cached_baseline(config(tmp_path), extra, spec, "prediction", fit)["cache"] == "read"

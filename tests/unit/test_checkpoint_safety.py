@@ -201,6 +201,19 @@ def test_a_checkpoint_from_before_task_families_loads_with_its_weights(genuine, 
         model_from_checkpoint(newer, "new.ckpt")
 
 
+def test_a_checkpoint_with_lightnings_own_callbacks_loads(genuine, tmp_path):
+    """Earlier releases named Lightning's ModelCheckpoint and EarlyStopping (before the tie-break
+    subclasses): their configs are still accepted, and only at those keys."""
+    _, checkpoint, _ = genuine
+    old = copy.deepcopy(checkpoint)
+    callbacks = old["mmrun"]["config"]["callbacks"]
+    callbacks["model_checkpoint"]["_target_"] = "pytorch_lightning.callbacks.ModelCheckpoint"
+    callbacks["early_stopping"]["_target_"] = "pytorch_lightning.callbacks.EarlyStopping"
+    assert config_problem(old["mmrun"]["config"]) is None
+    callbacks["learning_rate_monitor"]["_target_"] = "pytorch_lightning.callbacks.EarlyStopping"
+    assert "not an mmrun component for that key" in config_problem(old["mmrun"]["config"])
+
+
 @pytest.mark.parametrize("name", list(PAYLOADS))
 def test_hydra_target_chains_are_refused(name, genuine, tmp_path):
     path = crafted(genuine, tmp_path, put(HIDDEN_AT[name], PAYLOADS[name]))

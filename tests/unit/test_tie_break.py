@@ -38,8 +38,9 @@ class Scripted(pl.LightningModule):
     val_dataloader = train_dataloader
 
 
-def fit(tmp_path, tie_break: str | None):
-    stopping = TieBreakEarlyStopping(monitor="val/acc", mode="max", patience=2, tie_break=tie_break)
+def fit(tmp_path, tie_break: str | None, min_delta: float = 0.0):
+    stopping = TieBreakEarlyStopping(monitor="val/acc", mode="max", patience=2, tie_break=tie_break,
+                                     min_delta=min_delta)
     checkpoint = TieBreakCheckpoint(dirpath=tmp_path, filename="best", monitor="val/acc", mode="max",
                                     save_top_k=1, enable_version_counter=False, tie_break=tie_break)
     tracker = BestValidationTracker("val/acc", "max", tie_break)
@@ -63,6 +64,11 @@ def test_without_a_tie_break_the_first_top_value_wins(tmp_path):
     epochs, saved_epoch, tracker = fit(tmp_path, None)
     assert epochs == 4  # epoch 1 is best, epochs 2 and 3 exhaust the patience
     assert saved_epoch == 1 and tracker.best_epoch == 1
+
+
+def test_a_minimum_improvement_turns_the_tie_break_off_for_stopping(tmp_path):
+    epochs, _, _ = fit(tmp_path, "val/loss", min_delta=0.01)
+    assert epochs == 4  # improvements must exceed min_delta; an equal accuracy is none
 
 
 def test_a_strict_improvement_beats_a_lower_loss():
@@ -95,3 +101,26 @@ def test_default_config_breaks_ties_by_validation_loss():
     assert cfg.callbacks.early_stopping.tie_break == "val/loss"
     assert cfg.callbacks.model_checkpoint.tie_break == "val/loss"
     assert compose_train(["monitor_tie_break=null"]).callbacks.early_stopping.tie_break is None
+
+
+class Metrics:
+    """A stand-in trainer with this epoch's metrics."""
+
+    def __init__(self, **metrics: float) -> None:
+        self.callback_metrics = {name.replace("_", "/"): torch.tensor(value) for name, value in metrics.items()}
+
+
+def test_an_infinite_first_value_never_ties_the_starting_best():
+    stopping = TieBreakEarlyStopping(monitor="val/loss_sum", mode="min", tie_break="val/loss")
+    assert not stopping.tie.breaks_tie(Metrics(val_loss=0.5), torch.tensor(float("inf")), stopping.best_score)
+    assert stopping.tie.breaks_tie(Metrics(val_loss=0.5), torch.tensor(0.9), torch.tensor(0.9))
+
+
+def test_the_state_is_stored_under_lightnings_key():
+    """So that a run checkpointed by Lightning's own EarlyStopping/ModelCheckpoint resumes with its state."""
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    assert (TieBreakEarlyStopping(monitor="val/acc", mode="max", tie_break="val/loss").state_key
+            == EarlyStopping(monitor="val/acc", mode="max").state_key)
+    assert (TieBreakCheckpoint(monitor="val/acc", mode="max", tie_break="val/loss").state_key
+            == ModelCheckpoint(monitor="val/acc", mode="max").state_key)
