@@ -235,7 +235,7 @@ TRAIN: dict[str, Rule | Depends] = {
     "callbacks.last_checkpoint.every_n_train_steps": nullable(number("(0, inf)", 1000, whole=True)),
     "callbacks.last_checkpoint.every_n_minutes": nullable(number("(0, inf)", 30)),
     "callbacks.learning_rate_monitor.logging_interval": nullable(choice("epoch", "step")),
-    "callbacks.early_stopping.patience": number("[0, inf)", 4, whole=True),
+    "callbacks.early_stopping.patience": AUTO | number("[0, inf)", 4, whole=True),
     "callbacks.early_stopping.min_delta": NON_NEGATIVE,
     "callbacks.early_stopping.strict": BOOL,
     "callbacks.weight_averaging.decay": number("(0, 1)", 0.99),

@@ -109,6 +109,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
 
     from mmrun.callbacks import (BestValidationTracker, DivergenceGuard, EpochLogger, EpochProgressBar, RandomState,
                                  TrainingOrder)
+    from mmrun.callbacks.patience import resolve_patience
     from mmrun.memory import reset_peak_memory
     from mmrun.components import build
     from mmrun.model import MultimodalModule
@@ -137,6 +138,7 @@ def build_run(cfg: DictConfig, run_dir: Path, extra_callbacks: tuple = ()) -> Ru
     model = MultimodalModule(cfg, spec)
     model.task.attach_data(datamodule)
     resolve_monitor(cfg, model)
+    resolve_patience(cfg, datamodule)
     OmegaConf.resolve(cfg)
 
     tracker = BestValidationTracker(cfg.monitor, cfg.monitor_mode, cfg.get("monitor_tie_break"))

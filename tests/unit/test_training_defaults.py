@@ -21,7 +21,7 @@ def test_plateau_schedule_halves_the_rate_after_patience_epochs_without_improvem
 
 def test_default_run_stops_early_with_a_plateau_schedule():
     cfg = compose_train([])
-    assert "early_stopping" in cfg.callbacks and cfg.callbacks.early_stopping.patience > 0
+    assert "early_stopping" in cfg.callbacks and cfg.callbacks.early_stopping.patience == "auto"
     assert cfg.trainer.max_epochs >= 50 and cfg.scheduler._target_.endswith("reduce_on_plateau")
     assert cfg.baseline == "auto"
     assert compose_train(["callbacks=fixed_epochs"]).callbacks.early_stopping is None
@@ -56,3 +56,29 @@ def test_weight_average_horizon_is_bounded_in_epochs():
     with pytest.raises(ConfigError, match="decay"):
         WeightEMA(decay=1.5)
     assert compose_train([]).callbacks.weight_averaging._target_ == "mmrun.callbacks.WeightEMA"
+
+
+def test_auto_patience_waits_about_160_steps_within_4_to_10_epochs():
+    from mmrun.callbacks.patience import patience_for
+
+    assert patience_for(20) == 8    # 1,260 training rows in batches of 64
+    assert patience_for(63) == 4    # the built-in data: 8,000 rows in batches of 128
+    assert patience_for(3) == 10 and patience_for(5000) == 4 and patience_for(0) == 10
+
+
+def test_auto_patience_is_resolved_from_the_training_loader():
+    from omegaconf import OmegaConf
+
+    from mmrun.callbacks.patience import resolve_patience
+
+    class Data:
+        def train_dataloader(self):
+            return range(40)  # 40 batches per epoch
+
+    cfg = OmegaConf.create({"callbacks": {"early_stopping": {"patience": "auto"}},
+                            "trainer": {"accumulate_grad_batches": 2}})
+    resolve_patience(cfg, Data())
+    assert cfg.callbacks.early_stopping.patience == 8  # 20 optimizer steps per epoch
+    fixed = OmegaConf.create({"callbacks": {"early_stopping": {"patience": 3}}, "trainer": {}})
+    resolve_patience(fixed, Data())
+    assert fixed.callbacks.early_stopping.patience == 3
