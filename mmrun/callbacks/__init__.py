@@ -1,5 +1,6 @@
 """Lightning callbacks of mmrun, by job: reporting progress, averaging weights, making runs
-resumable, stopping diverged runs, picking the best epoch. Config files name them as ``mmrun.callbacks.<Name>``."""
+resumable, stopping diverged runs, picking the best epoch (ties broken by a second metric).
+Config files name them as ``mmrun.callbacks.<Name>``."""
 
 from mmrun.callbacks.averaging import WeightEMA
 from mmrun.callbacks.divergence import DivergenceGuard

@@ -5,8 +5,8 @@ Why: patience counted in epochs means very different amounts of training. On a t
 validation score (80 steps, while the plateau schedule is still lowering the learning rate)
 ended runs early: on the real-scans table (README, Quality), seed 1 stopped at epoch 19 with
 test accuracy 0.9815 under patience 4, and went on to epoch 40 and 0.9926 under patience 8.
-On 8,000 rows an epoch is 63 steps and four epochs are enough (the built-in data's default). ``auto`` waits about
-``STEPS`` optimizer steps, and between ``LOWEST`` and ``HIGHEST`` epochs.
+On 8,000 rows an epoch is 63 steps and four epochs are enough (the built-in data's default).
+``auto`` waits about ``STEPS`` optimizer steps, and between ``LOWEST`` and ``HIGHEST`` epochs.
 """
 
 from __future__ import annotations
